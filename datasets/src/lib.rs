@@ -1,0 +1,2 @@
+//! COCO-format datasets, the built-in synthetic `shapes` dataset, transforms, the loader and
+//! COCO box evaluation.

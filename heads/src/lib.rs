@@ -1,0 +1,1 @@
+//! Detection heads (anchors, RPN, RoI heads) and the detection ops they stand on (`ops`).

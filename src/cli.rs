@@ -1,0 +1,183 @@
+//! Command-line arguments, as typed by the user. Each command validates its own arguments once,
+//! turning them into the typed configuration its implementation takes.
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Faster R-CNN with ResNeXt-FPN backbones: train, evaluate and run detectors, natively.
+#[derive(Debug, Parser)]
+#[command(name = "detect", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a Faster R-CNN detector.
+    #[command(after_help = "Examples:\n  \
+        detect train --dataset shapes\n  \
+        detect train --backbone resnext101_32x4d --dataset coco --schedule 1x\n  \
+        detect train --annotations train.json --images imgs/ --backbone-weights r50.pth")]
+    Train(TrainArgs),
+    /// Evaluate detections (a results file) or a model on a dataset, with COCO box AP.
+    #[command(after_help = "Examples:\n  \
+        detect eval --annotations instances_val2017.json --results results.json\n  \
+        detect eval --weights runs/shapes/model_final.safetensors --dataset shapes")]
+    Eval(EvalArgs),
+    /// Detect objects in images.
+    #[command(after_help = "Examples:\n  \
+        detect predict photo.jpg --weights model_final.safetensors\n  \
+        detect predict a.jpg b.jpg --weights fasterrcnn.pth --backbone resnet50 --output out/ --json dets.json")]
+    Predict(PredictArgs),
+    /// Print a backbone's parameter count and multiply-add FLOPs.
+    #[command(after_help = "Examples:\n  \
+        detect info --backbone resnext101_32x4d\n  \
+        detect info --backbone resnext50_8x14d --height 800 --width 1216 --json")]
+    Info(InfoArgs),
+    /// Convert a PyTorch `.pth` checkpoint to `.safetensors` (no Python needed).
+    #[command(after_help = "Example:\n  detect convert fasterrcnn_resnet50_fpn.pth fasterrcnn_resnet50_fpn.safetensors")]
+    Convert(ConvertArgs),
+}
+
+/// Where a dataset comes from: a named dataset, or any COCO-format annotation file + image folder.
+#[derive(Debug, Clone, Args)]
+pub struct DatasetArgs {
+    /// A named dataset: `shapes` (built in, synthetic) or `coco` (read from
+    /// `$DETECT_DATASETS/coco`, default root `./datasets`).
+    #[arg(long, conflicts_with = "annotations")]
+    pub dataset: Option<String>,
+    /// A COCO instances JSON file (use with `--images`).
+    #[arg(long, requires = "images")]
+    pub annotations: Option<PathBuf>,
+    /// The folder holding the images named in `--annotations`.
+    #[arg(long, requires = "annotations")]
+    pub images: Option<PathBuf>,
+    /// Turn unreadable images into counted warnings instead of errors.
+    #[arg(long)]
+    pub skip_bad_images: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: DatasetArgs,
+    /// Backbone architecture, e.g. `resnet50`, `resnext101_32x4d`, `resnext50_8x14d`.
+    #[arg(long)]
+    pub backbone: Option<String>,
+    /// ImageNet classification weights for the backbone (torchvision names; .pth or .safetensors).
+    #[arg(long, conflicts_with = "weights")]
+    pub backbone_weights: Option<PathBuf>,
+    /// A whole detector to start from (.pth or .safetensors).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Schedule preset: `1x` (90k iterations at 16 images) or `3x` (270k).
+    #[arg(long, conflicts_with = "iters")]
+    pub schedule: Option<String>,
+    /// Number of iterations (overrides the schedule).
+    #[arg(long)]
+    pub iters: Option<usize>,
+    /// Iterations at which the learning rate is multiplied by 0.1, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    pub steps: Option<Vec<usize>>,
+    /// Images per iteration.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Base learning rate (default: 0.02 x batch / 16).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Clip the global gradient norm to this value.
+    #[arg(long)]
+    pub clip_grad_norm: Option<f64>,
+    /// `cpu` or `cuda[:N]`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Random seed (data order, sampling, initialisation).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Shorter image side after resizing.
+    #[arg(long)]
+    pub min_size: Option<usize>,
+    /// Longest image side after resizing.
+    #[arg(long)]
+    pub max_size: Option<usize>,
+    /// Evaluate COCO AP on the validation split every N iterations (0 = only at the end).
+    #[arg(long)]
+    pub eval_period: Option<usize>,
+    /// Output folder (default `runs/<dataset>-<backbone>-<time>`).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Continue from the output folder's `last_checkpoint`.
+    #[arg(long, requires = "output")]
+    pub resume: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub data: DatasetArgs,
+    /// A COCO results file (`[{image_id, category_id, bbox, score}]`) to evaluate.
+    #[arg(long, conflicts_with = "weights")]
+    pub results: Option<PathBuf>,
+    /// A model to run over the dataset and evaluate.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Backbone architecture, when the weights do not carry it.
+    #[arg(long)]
+    pub backbone: Option<String>,
+    /// Write the metrics (AP, AP50, ..., per_category) to this JSON file.
+    #[arg(long)]
+    pub output_json: Option<PathBuf>,
+    /// `cpu` or `cuda[:N]`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Images to run on.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// Model weights (.safetensors or .pth); default: the newest `runs/*/model_final.safetensors`.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Backbone architecture, when the weights do not carry it.
+    #[arg(long)]
+    pub backbone: Option<String>,
+    /// Only report detections scoring at least this.
+    #[arg(long, default_value_t = 0.5)]
+    pub score_threshold: f32,
+    /// Folder for the images with their detections drawn.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Write the detections as a COCO results JSON file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// `cpu` or `cuda[:N]`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Backbone architecture, e.g. `resnext101_32x4d`.
+    #[arg(long, default_value = "resnext101_32x4d")]
+    pub backbone: String,
+    /// Input height for the backbone+FPN FLOPs.
+    #[arg(long, default_value_t = 800)]
+    pub height: usize,
+    /// Input width for the backbone+FPN FLOPs.
+    #[arg(long, default_value_t = 1333)]
+    pub width: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The PyTorch checkpoint (zip format `torch.save`).
+    pub input: PathBuf,
+    /// The `.safetensors` file to write.
+    pub output: PathBuf,
+}

@@ -1,0 +1,26 @@
+//! `detect`: the glue between the member crates and the command line.
+//!
+//! - `cli`: the raw command-line arguments (clap), one struct per command.
+//! - `run`: dispatches a parsed command to its implementation.
+//!
+//! The model itself lives in the member crates: `backbones` (ResNet/ResNeXt + FPN), `heads`
+//! (ops, RPN, RoI heads) and `datasets` (COCO, shapes, transforms, loader, evaluation).
+pub mod cli;
+
+use anyhow::bail;
+use cli::{Cli, Command};
+
+/// Runs one parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Train(_) => not_implemented("train", 7),
+        Command::Eval(_) => not_implemented("eval", 5),
+        Command::Predict(_) => not_implemented("predict", 6),
+        Command::Info(_) => not_implemented("info", 2),
+        Command::Convert(_) => not_implemented("convert", 6),
+    }
+}
+
+fn not_implemented(command: &str, issue: u32) -> anyhow::Result<()> {
+    bail!("`detect {command}` is not implemented yet (tracked in issue {issue})")
+}
