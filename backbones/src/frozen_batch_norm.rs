@@ -1,0 +1,46 @@
+//! BatchNorm with fixed statistics and affine parameters, as torchvision's `FrozenBatchNorm2d`.
+use candle_core::{Result, Tensor};
+use candle_nn::{Init, VarBuilder};
+
+/// `y = (x - running_mean) / sqrt(running_var + eps) * weight + bias`, folded once at load
+/// time into `y = x * scale + shift` (torchvision folds it the same way in `forward`).
+///
+/// The four tensors are buffers: they are always plain tensors, never trained.
+#[derive(Debug, Clone)]
+pub struct FrozenBatchNorm2d {
+    scale: Tensor, // [1, C, 1, 1]
+    shift: Tensor, // [1, C, 1, 1]
+}
+
+impl FrozenBatchNorm2d {
+    /// Reads `weight`, `bias`, `running_mean`, `running_var` (each `[channels]`) from `vb`.
+    pub fn new(channels: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints(channels, "weight", Init::Const(1.0))?;
+        let bias = vb.get_with_hints(channels, "bias", Init::Const(0.0))?;
+        let mean = vb.get_with_hints(channels, "running_mean", Init::Const(0.0))?;
+        let var = vb.get_with_hints(channels, "running_var", Init::Const(1.0))?;
+        // Buffers: cut any autograd link a backend may have attached.
+        let (weight, bias, mean, var) =
+            (weight.detach(), bias.detach(), mean.detach(), var.detach());
+        let scale = (weight * (var + eps)?.sqrt()?.recip()?)?; // [C]
+        let shift = (bias - (&mean * &scale)?)?; // [C]
+        Ok(Self {
+            scale: scale.reshape((1, channels, 1, 1))?,
+            shift: shift.reshape((1, channels, 1, 1))?,
+        })
+    }
+
+    /// The channels `start..start + len` only (for the block's explicit per-path forms).
+    pub fn narrow(&self, start: usize, len: usize) -> Result<Self> {
+        Ok(Self {
+            scale: self.scale.narrow(1, start, len)?,
+            shift: self.shift.narrow(1, start, len)?,
+        })
+    }
+
+    /// # Shapes
+    /// `x: [N, C, H, W]` -> `[N, C, H, W]`
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)
+    }
+}
