@@ -1,2 +1,5 @@
 //! COCO-format datasets, the built-in synthetic `shapes` dataset, transforms, the loader and
 //! COCO box evaluation.
+pub mod coco;
+pub mod image;
+pub mod transforms;
