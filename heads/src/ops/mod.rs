@@ -1,0 +1,31 @@
+//! Detection ops with torchvision.ops semantics: box arithmetic, NMS, RoIAlign and the FPN
+//! multi-scale RoIAlign.
+//!
+//! Boxes are f32, continuous `(x1, y1, x2, y2)` coordinates with no `+1` (torchvision's
+//! convention). Every entry point validates its inputs first (shape, dtype, one device) and
+//! fails with an [`OpsError`] naming the op, the argument, and expected vs got, wrapped in a
+//! `candle_core::Error` so the message survives. Each op has one implementation per device:
+//! `cpu.rs` (host loops, parallel with rayon where it pays) and `cuda.rs` (kernels from
+//! `heads/kernels/*.cu`, built with the `cuda` feature). A CUDA tensor in a build without
+//! `cuda`, or a Metal tensor, is an explicit error, never a silent fallback.
+//!
+//! - [`box_area`], [`box_iou`], [`clip_boxes_to_image`], [`remove_small_boxes`]
+//! - [`nms`], [`batched_nms`]: kept indices (U32) by decreasing score
+//! - [`roi_align`]: differentiable w.r.t. the features (forward and backward as candle ops)
+//! - [`MultiScaleRoiAlign`]: FPN level assignment, then [`roi_align`] per level
+//!
+//! This module depends on nothing else in `heads`.
+
+mod boxes;
+#[cfg(feature = "cuda")]
+mod cuda_util;
+mod error;
+mod multi_scale;
+mod nms;
+mod roi_align;
+
+pub use boxes::{box_area, box_iou, clip_boxes_to_image, remove_small_boxes};
+pub use error::OpsError;
+pub use multi_scale::MultiScaleRoiAlign;
+pub use nms::{batched_nms, nms};
+pub use roi_align::roi_align;
