@@ -1,0 +1,177 @@
+//! Assigns each prediction (anchor or proposal) at most one ground-truth box (torchvision's
+//! `Matcher`).
+//!
+//! Given the `[G, N]` quality matrix (IoU of ground truth `g` with prediction `n`), prediction
+//! `n` is matched to its best ground truth when that IoU is `>= high`; it is
+//! [`BELOW_LOW_THRESHOLD`] when the IoU is `< low` and [`BETWEEN_THRESHOLDS`] in `[low, high)`.
+//!
+//! Example with high = 0.7, low = 0.3 and one ground truth: IoUs `[0.8, 0.5, 0.1]` give
+//! `[0, BETWEEN_THRESHOLDS, BELOW_LOW_THRESHOLD]`.
+//!
+//! With `allow_low_quality_matches` (the RPN), every ground truth also keeps the predictions
+//! that overlap it best — all of them on ties — even when that IoU is below `high`: IoUs
+//! `[0.4, 0.2]` give `[0, BELOW_LOW_THRESHOLD]`. Such a prediction is matched to its own best
+//! ground truth, which need not be the ground truth that promoted it.
+
+use candle_core::{DType, Result, Tensor};
+
+/// Match value: the best IoU is below the low threshold (background).
+pub const BELOW_LOW_THRESHOLD: i64 = -1;
+/// Match value: the best IoU lies in `[low, high)` (ignored in training).
+pub const BETWEEN_THRESHOLDS: i64 = -2;
+
+/// IoU thresholds of a matcher.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Matcher {
+    /// IoU at or above which a prediction is matched.
+    pub high_threshold: f32,
+    /// IoU below which a prediction is background.
+    pub low_threshold: f32,
+    /// Keep each ground truth's best predictions even below `high_threshold`.
+    pub allow_low_quality_matches: bool,
+}
+
+impl Matcher {
+    /// Errors when `low_threshold > high_threshold`.
+    pub fn new(high: f32, low: f32, allow_low_quality_matches: bool) -> Result<Self> {
+        if low > high {
+            candle_core::bail!("Matcher: low threshold {low} above high threshold {high}");
+        }
+        Ok(Self {
+            high_threshold: high,
+            low_threshold: low,
+            allow_low_quality_matches,
+        })
+    }
+
+    /// Matches from a `[G, N]` IoU tensor; see [`Matcher::match_host`].
+    pub fn call(&self, quality: &Tensor) -> Result<Vec<i64>> {
+        let (g, n) = quality.dims2()?;
+        let values = quality
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        self.match_host(&values, g, n)
+    }
+
+    /// For each of the `n` predictions: the index of its ground truth, or
+    /// [`BELOW_LOW_THRESHOLD`] / [`BETWEEN_THRESHOLDS`]. `quality` is row-major `[g, n]`.
+    /// Errors when there is no ground truth or no prediction (the caller handles images
+    /// without ground truth separately: everything is background there).
+    pub fn match_host(&self, quality: &[f32], g: usize, n: usize) -> Result<Vec<i64>> {
+        if g == 0 || n == 0 {
+            candle_core::bail!(
+                "Matcher: empty quality matrix ({g} ground truths, {n} predictions)"
+            );
+        }
+        if quality.len() != g * n {
+            candle_core::bail!("Matcher: {} values for a {g}x{n} matrix", quality.len());
+        }
+        // Best ground truth per prediction; the first one on ties, like torch's max(dim=0).
+        let mut best = vec![0i64; n];
+        let mut best_val = quality[..n].to_vec();
+        for gi in 1..g {
+            let row = &quality[gi * n..(gi + 1) * n];
+            for (j, &v) in row.iter().enumerate() {
+                if v > best_val[j] {
+                    best_val[j] = v;
+                    best[j] = gi as i64;
+                }
+            }
+        }
+        let mut matches: Vec<i64> = best
+            .iter()
+            .zip(&best_val)
+            .map(|(&m, &v)| {
+                if v < self.low_threshold {
+                    BELOW_LOW_THRESHOLD
+                } else if v < self.high_threshold {
+                    BETWEEN_THRESHOLDS
+                } else {
+                    m
+                }
+            })
+            .collect();
+        if self.allow_low_quality_matches {
+            for gi in 0..g {
+                let row = &quality[gi * n..(gi + 1) * n];
+                let highest = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                for (j, &v) in row.iter().enumerate() {
+                    if v == highest {
+                        matches[j] = best[j];
+                    }
+                }
+            }
+        }
+        Ok(matches)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_split_into_three_bands() -> Result<()> {
+        let m = Matcher::new(0.7, 0.3, false)?;
+        let got = m.match_host(&[0.8, 0.5, 0.1, 0.7, 0.3], 1, 5)?;
+        assert_eq!(
+            got,
+            vec![
+                0,
+                BETWEEN_THRESHOLDS,
+                BELOW_LOW_THRESHOLD,
+                0,
+                BETWEEN_THRESHOLDS
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn picks_best_ground_truth_first_on_ties() -> Result<()> {
+        let m = Matcher::new(0.5, 0.5, false)?;
+        // rows = ground truths, columns = predictions
+        let q = [0.6, 0.9, 0.2, /**/ 0.8, 0.9, 0.1];
+        assert_eq!(m.match_host(&q, 2, 3)?, vec![1, 0, BELOW_LOW_THRESHOLD]);
+        Ok(())
+    }
+
+    #[test]
+    fn low_quality_rule_keeps_each_ground_truths_best_predictions() -> Result<()> {
+        let m = Matcher::new(0.7, 0.3, true)?;
+        // gt 0's best IoU is 0.4, at predictions 0 and 2 (a tie: both kept); gt 1's best is
+        // 0.5 at prediction 1. Prediction 3 is nobody's best and stays background.
+        let q = [0.4, 0.1, 0.4, 0.2, /**/ 0.0, 0.5, 0.0, 0.1];
+        let got = m.match_host(&q, 2, 4)?;
+        assert_eq!(got, vec![0, 1, 0, BELOW_LOW_THRESHOLD]);
+        // Without the rule nothing reaches 0.7.
+        let strict = Matcher::new(0.7, 0.3, false)?.match_host(&q, 2, 4)?;
+        assert_eq!(
+            strict,
+            vec![
+                BETWEEN_THRESHOLDS,
+                BETWEEN_THRESHOLDS,
+                BETWEEN_THRESHOLDS,
+                BELOW_LOW_THRESHOLD
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn low_quality_match_uses_the_predictions_own_best_ground_truth() -> Result<()> {
+        let m = Matcher::new(0.7, 0.3, true)?;
+        // Prediction 0 is gt 0's best (0.5) but overlaps gt 1 more (0.6): it is matched to gt 1.
+        let q = [0.5, 0.1, /**/ 0.6, 0.9];
+        assert_eq!(m.match_host(&q, 2, 2)?, vec![1, 1]);
+        Ok(())
+    }
+
+    #[test]
+    fn empty_matrix_is_an_error() {
+        let m = Matcher::new(0.5, 0.5, false).unwrap();
+        assert!(m.match_host(&[], 0, 3).is_err());
+        assert!(Matcher::new(0.3, 0.7, false).is_err());
+    }
+}

@@ -1,0 +1,171 @@
+//! Picks a fixed-size, class-balanced subset of matched predictions for the losses
+//! (torchvision's `BalancedPositiveNegativeSampler`).
+//!
+//! Labels follow the matcher's convention: `>= 1` positive, `0` background, negative values
+//! ignored. Up to `batch_size_per_image * positive_fraction` positives are drawn uniformly
+//! without replacement; negatives fill the rest of the batch as far as there are any.
+//!
+//! The random draw is seeded and reproducible, but it is not torch's generator: parity tests
+//! take torchvision's choices from a fixture and pass them as [`SampledIndices`] instead.
+
+/// Training label of a prediction matched to a ground truth (the RPN's "object"; the box head
+/// uses the ground truth's class, `>= 1`).
+pub const FOREGROUND: i64 = 1;
+/// Training label of a prediction matched to nothing (class 0).
+pub const BACKGROUND: i64 = 0;
+/// Training label of a prediction left out of the losses (IoU between the thresholds).
+pub const IGNORE: i64 = -1;
+
+/// The predictions chosen for one image's loss, as indices into that image's predictions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SampledIndices {
+    /// Chosen positives (label >= 1).
+    pub positive: Vec<u32>,
+    /// Chosen negatives (label == 0).
+    pub negative: Vec<u32>,
+}
+
+impl SampledIndices {
+    /// Positives then negatives.
+    pub fn all(&self) -> Vec<u32> {
+        self.positive
+            .iter()
+            .chain(&self.negative)
+            .copied()
+            .collect()
+    }
+
+    /// Total number of chosen predictions.
+    pub fn len(&self) -> usize {
+        self.positive.len() + self.negative.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Seeded sampler of positives and negatives.
+#[derive(Debug, Clone)]
+pub struct BalancedPositiveNegativeSampler {
+    /// Predictions sampled per image (`batch_size_per_image`).
+    pub batch_size_per_image: usize,
+    /// Largest fraction of the batch that is positive (`positive_fraction`).
+    pub positive_fraction: f64,
+    rng: SplitMix64,
+}
+
+impl BalancedPositiveNegativeSampler {
+    pub fn new(batch_size_per_image: usize, positive_fraction: f64, seed: u64) -> Self {
+        Self {
+            batch_size_per_image,
+            positive_fraction,
+            rng: SplitMix64(seed),
+        }
+    }
+
+    /// Samples one image from its labels (`>= 1` positive, `0` negative, `< 0` ignored).
+    pub fn sample<L: Copy + Into<i64>>(&mut self, labels: &[L]) -> SampledIndices {
+        let mut positive = Vec::new();
+        let mut negative = Vec::new();
+        for (i, &l) in labels.iter().enumerate() {
+            match l.into() {
+                l if l >= 1 => positive.push(i as u32),
+                0 => negative.push(i as u32),
+                _ => {}
+            }
+        }
+        // int() truncation, as torchvision.
+        let max_pos = (self.batch_size_per_image as f64 * self.positive_fraction) as usize;
+        let num_pos = positive.len().min(max_pos);
+        let num_neg = negative.len().min(self.batch_size_per_image - num_pos);
+        self.rng.choose(&mut positive, num_pos);
+        self.rng.choose(&mut negative, num_neg);
+        SampledIndices { positive, negative }
+    }
+}
+
+/// A tiny, well-mixed 64-bit generator (Steele et al., "Fast splittable pseudorandom number
+/// generators", 2014); enough for sampling and keeps the crate free of a `rand` dependency.
+#[derive(Debug, Clone)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0), by rejection so that no value is favoured.
+    fn below(&mut self, n: u64) -> u64 {
+        let zone = u64::MAX - u64::MAX % n;
+        loop {
+            let x = self.next_u64();
+            if x < zone {
+                return x % n;
+            }
+        }
+    }
+
+    /// Keeps a uniformly drawn `k`-subset of `items` (partial Fisher-Yates), in drawn order.
+    fn choose(&mut self, items: &mut Vec<u32>, k: usize) {
+        let n = items.len();
+        for i in 0..k.min(n) {
+            let j = i + self.below((n - i) as u64) as usize;
+            items.swap(i, j);
+        }
+        items.truncate(k);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_positives_and_fills_with_negatives() {
+        let mut labels = vec![0i64; 100];
+        labels[..40].fill(1);
+        labels[90..].fill(-1);
+        let mut s = BalancedPositiveNegativeSampler::new(32, 0.25, 7);
+        let got = s.sample(&labels);
+        assert_eq!(got.positive.len(), 8);
+        assert_eq!(got.negative.len(), 24);
+        assert!(got.positive.iter().all(|&i| labels[i as usize] == 1));
+        assert!(got.negative.iter().all(|&i| labels[i as usize] == 0));
+        let mut all = got.all();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 32, "indices are drawn without replacement");
+    }
+
+    #[test]
+    fn few_positives_leave_room_for_more_negatives() {
+        let mut labels = vec![0i64; 50];
+        labels[3] = 2;
+        let got = BalancedPositiveNegativeSampler::new(16, 0.5, 1).sample(&labels);
+        assert_eq!(got.positive, vec![3]);
+        assert_eq!(got.negative.len(), 15);
+    }
+
+    #[test]
+    fn image_without_ground_truth_samples_only_negatives() {
+        let labels = vec![0i64; 10];
+        let got = BalancedPositiveNegativeSampler::new(256, 0.5, 1).sample(&labels);
+        assert!(got.positive.is_empty());
+        assert_eq!(got.negative.len(), 10);
+    }
+
+    #[test]
+    fn same_seed_same_draw_other_seed_other_draw() {
+        let labels: Vec<i64> = (0..1000).map(|i| i64::from(i % 3 == 0)).collect();
+        let a = BalancedPositiveNegativeSampler::new(64, 0.25, 11).sample(&labels);
+        let b = BalancedPositiveNegativeSampler::new(64, 0.25, 11).sample(&labels);
+        let c = BalancedPositiveNegativeSampler::new(64, 0.25, 12).sample(&labels);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+}
