@@ -3,3 +3,5 @@
 pub mod coco;
 pub mod image;
 pub mod transforms;
+pub mod rng;
+pub mod shapes;
