@@ -1,0 +1,47 @@
+//! Shared by the integration tests: fixture paths, the fixture's architecture, error metric.
+#![allow(dead_code)]
+use std::path::PathBuf;
+
+use backbones::{BackboneConfig, BlockForm, ResNextConfig};
+use candle_core::Tensor;
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures")).join(name)
+}
+
+/// The reduced ResNeXt of `fixtures/gen.py`.
+pub fn tiny_config(eps: f64) -> BackboneConfig {
+    BackboneConfig {
+        body: ResNextConfig {
+            layers: [2, 1, 2, 1],
+            groups: 4,
+            width_per_group: 32,
+            stem_channels: 8,
+            planes: [4, 8, 16, 32],
+            block_form: BlockForm::Grouped,
+            bn_eps: eps,
+        },
+        fpn_channels: 16,
+        trainable_layers: 3,
+    }
+}
+
+/// `max|a - b| / max|b|`.
+pub fn max_relative_error(ours: &Tensor, reference: &Tensor) -> f32 {
+    let diff = (ours - reference)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap();
+    let scale = reference
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap();
+    diff.to_scalar::<f32>().unwrap() / scale.to_scalar::<f32>().unwrap()
+}
