@@ -6,6 +6,7 @@
 //! The model itself lives in the member crates: `backbones` (ResNet/ResNeXt + FPN), `heads`
 //! (ops, RPN, RoI heads) and `datasets` (COCO, shapes, transforms, loader, evaluation).
 pub mod cli;
+pub mod checkpoint;
 pub mod params;
 pub mod solver;
 
