@@ -1,6 +1,7 @@
 //! COCO-format datasets, the built-in synthetic `shapes` dataset, transforms, the loader and
 //! COCO box evaluation.
 pub mod coco;
+pub mod eval;
 pub mod image;
 pub mod transforms;
 pub mod rng;
