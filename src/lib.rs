@@ -6,6 +6,7 @@
 //! The model itself lives in the member crates: `backbones` (ResNet/ResNeXt + FPN), `heads`
 //! (ops, RPN, RoI heads) and `datasets` (COCO, shapes, transforms, loader, evaluation).
 pub mod cli;
+pub mod info;
 pub mod checkpoint;
 pub mod params;
 pub mod solver;
@@ -19,7 +20,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(_) => not_implemented("train", 7),
         Command::Eval(_) => not_implemented("eval", 5),
         Command::Predict(_) => not_implemented("predict", 6),
-        Command::Info(_) => not_implemented("info", 2),
+        Command::Info(args) => info::run(args),
         Command::Convert(_) => not_implemented("convert", 6),
     }
 }
