@@ -35,7 +35,10 @@ fn box_ops_match_torchvision() {
             "{device:?} clip_boxes_to_image"
         );
         let keep = remove_small_boxes(&a, f["min_size"].as_f64().unwrap()).unwrap();
-        let expected: Vec<u32> = ints(&f["small_keep"]).into_iter().map(|i| i as u32).collect();
+        let expected: Vec<u32> = ints(&f["small_keep"])
+            .into_iter()
+            .map(|i| i as u32)
+            .collect();
         assert_eq!(to_u32(&keep), expected, "{device:?} remove_small_boxes");
     }
 }
@@ -59,7 +62,10 @@ fn box_iou_rejects_wrong_shape_naming_op_and_argument() {
     let b = Tensor::zeros((3, 5), DType::F32, &Device::Cpu).unwrap();
     let msg = box_iou(&a, &b).unwrap_err().to_string();
     assert!(
-        msg.contains("box_iou") && msg.contains("`b`") && msg.contains("[N, 4]") && msg.contains("[3, 5]"),
+        msg.contains("box_iou")
+            && msg.contains("`b`")
+            && msg.contains("[N, 4]")
+            && msg.contains("[3, 5]"),
         "{msg}"
     );
     let ints = Tensor::zeros((3, 4), DType::U32, &Device::Cpu).unwrap();

@@ -19,7 +19,12 @@ use candle_core::{Device, Result, Tensor};
 static PTX: Mutex<Option<HashMap<&'static str, String>>> = Mutex::new(None);
 
 /// The kernel `func` of the module `module` (CUDA source `src`), compiled once per process.
-pub(crate) fn kernel(device: &CudaDevice, module: &'static str, src: &'static str, func: &str) -> Result<CudaFunction> {
+pub(crate) fn kernel(
+    device: &CudaDevice,
+    module: &'static str,
+    src: &'static str,
+    func: &str,
+) -> Result<CudaFunction> {
     let ptx = {
         let mut cache = PTX
             .lock()
@@ -34,20 +39,28 @@ pub(crate) fn kernel(device: &CudaDevice, module: &'static str, src: &'static st
                     ..Default::default()
                 };
                 let ptx = compile_ptx_with_opts(src, opts)
-                    .map_err(|e| candle_core::Error::msg(format!("heads::ops: NVRTC failed on {module}.cu: {e}")))?
+                    .map_err(|e| {
+                        candle_core::Error::msg(format!(
+                            "heads::ops: NVRTC failed on {module}.cu: {e}"
+                        ))
+                    })?
                     .to_src();
                 cache.insert(module, ptx.clone());
                 ptx
             }
         }
     };
-    Ok(device.get_or_load_custom_func(func, module, &ptx)?.into_cuda_function())
+    Ok(device
+        .get_or_load_custom_func(func, module, &ptx)?
+        .into_cuda_function())
 }
 
 /// The CUDA device of a tensor (callers dispatch on the device first).
 pub(crate) fn cuda_device(t: &Tensor) -> Result<CudaDevice> {
     match t.device() {
         Device::Cuda(d) => Ok(d.clone()),
-        _ => Err(candle_core::Error::msg("heads::ops: expected a CUDA tensor")),
+        _ => Err(candle_core::Error::msg(
+            "heads::ops: expected a CUDA tensor",
+        )),
     }
 }

@@ -67,14 +67,23 @@ pub(crate) fn check_shape(
     expected: &[Option<usize>],
 ) -> Result<(), OpsError> {
     let got = t.dims();
-    let ok = got.len() == expected.len() && got.iter().zip(expected).all(|(g, e)| e.is_none_or(|e| e == *g));
+    let ok = got.len() == expected.len()
+        && got
+            .iter()
+            .zip(expected)
+            .all(|(g, e)| e.is_none_or(|e| e == *g));
     if ok {
         return Ok(());
     }
     let dims: Vec<String> = expected
         .iter()
         .enumerate()
-        .map(|(i, e)| e.map_or_else(|| ["N", "C", "H", "W"][i.min(3)].to_string(), |e| e.to_string()))
+        .map(|(i, e)| {
+            e.map_or_else(
+                || ["N", "C", "H", "W"][i.min(3)].to_string(),
+                |e| e.to_string(),
+            )
+        })
         .collect();
     Err(OpsError::Shape {
         op,
@@ -104,7 +113,11 @@ pub(crate) fn check_dtype(
 }
 
 /// Checks that the device of `t` is supported by this build.
-pub(crate) fn check_device_supported(op: &'static str, arg: &'static str, t: &Tensor) -> Result<(), OpsError> {
+pub(crate) fn check_device_supported(
+    op: &'static str,
+    arg: &'static str,
+    t: &Tensor,
+) -> Result<(), OpsError> {
     match t.device() {
         Device::Cpu => Ok(()),
         Device::Cuda(_) if cfg!(feature = "cuda") => Ok(()),
@@ -118,7 +131,10 @@ pub(crate) fn check_device_supported(op: &'static str, arg: &'static str, t: &Te
 }
 
 /// Checks that every tensor is on a supported device and on the same one as the first.
-pub(crate) fn check_same_device(op: &'static str, tensors: &[(&'static str, &Tensor)]) -> Result<(), OpsError> {
+pub(crate) fn check_same_device(
+    op: &'static str,
+    tensors: &[(&'static str, &Tensor)],
+) -> Result<(), OpsError> {
     let Some((first_arg, first)) = tensors.first() else {
         return Ok(());
     };

@@ -7,7 +7,10 @@ use serde_json::Value;
 
 /// A fixture of `tests/fixtures/ops/` (regenerate: `python heads/tests/fixtures/ops/gen.py`).
 pub fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/ops/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/ops/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"))
 }

@@ -75,7 +75,8 @@ pub fn box_iou(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 pub fn clip_boxes_to_image(boxes: &Tensor, size: (usize, usize)) -> Result<Tensor> {
     check_boxes("clip_boxes_to_image", "boxes", boxes)?;
     let (height, width) = (size.0 as f64, size.1 as f64);
-    let limits = Tensor::new(&[[width, height, width, height]], boxes.device())?.to_dtype(boxes.dtype())?; // [1, 4]
+    let limits =
+        Tensor::new(&[[width, height, width, height]], boxes.device())?.to_dtype(boxes.dtype())?; // [1, 4]
     let zero = limits.zeros_like()?; // [1, 4]
     boxes.broadcast_maximum(&zero)?.broadcast_minimum(&limits)
 }

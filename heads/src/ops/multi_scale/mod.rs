@@ -45,7 +45,12 @@ impl MultiScaleRoiAlign {
     /// # Shapes
     /// `features`: L levels `[B, C, H_l, W_l]` (P2..P5); `boxes`: per image `[K_i, 4]` xyxy in
     /// resized-image pixels; `image_sizes`: per image `(h, w)` → `[sum K_i, C, oh, ow]`
-    pub fn forward(&self, features: &[Tensor], boxes: &[Tensor], image_sizes: &[(usize, usize)]) -> Result<Tensor> {
+    pub fn forward(
+        &self,
+        features: &[Tensor],
+        boxes: &[Tensor],
+        image_sizes: &[(usize, usize)],
+    ) -> Result<Tensor> {
         let (batch, channels) = self.validate(features, boxes, image_sizes)?;
         let _ = batch;
         let max_h = image_sizes.iter().map(|s| s.0).max().unwrap_or(1).max(1);
@@ -87,7 +92,9 @@ impl MultiScaleRoiAlign {
         let mut position = vec![0u32; rois.len()];
         let mut done = 0usize;
         for level in 0..features.len() {
-            let members: Vec<usize> = (0..rois.len()).filter(|&i| levels[i] == Some(level)).collect();
+            let members: Vec<usize> = (0..rois.len())
+                .filter(|&i| levels[i] == Some(level))
+                .collect();
             if members.is_empty() {
                 continue;
             }
@@ -99,10 +106,14 @@ impl MultiScaleRoiAlign {
             }
         }
         let unassigned: Vec<usize> = (0..rois.len())
-            .filter(|&i| !levels[i].is_some_and(|l| l < features.len()))
+            .filter(|&i| levels[i].is_none_or(|l| l >= features.len()))
             .collect();
         if !unassigned.is_empty() {
-            parts.push(Tensor::zeros((unassigned.len(), channels, oh, ow), DType::F32, device)?);
+            parts.push(Tensor::zeros(
+                (unassigned.len(), channels, oh, ow),
+                DType::F32,
+                device,
+            )?);
             for &i in &unassigned {
                 position[i] = done as u32;
                 done += 1;
@@ -123,18 +134,32 @@ impl MultiScaleRoiAlign {
         image_sizes: &[(usize, usize)],
     ) -> Result<(usize, usize)> {
         let invalid = |arg: &'static str, message: String| -> candle_core::Error {
-            OpsError::Invalid { op: OP, arg, message }.into()
+            OpsError::Invalid {
+                op: OP,
+                arg,
+                message,
+            }
+            .into()
         };
         let Some(first) = features.first() else {
-            return Err(invalid("features", "must hold at least one level, got none".into()));
+            return Err(invalid(
+                "features",
+                "must hold at least one level, got none".into(),
+            ));
         };
         check_shape(OP, "features", first, &[None, None, None, None])?;
         let (batch, channels, _, _) = first.dims4()?;
-        let mut all: Vec<(&'static str, &Tensor)> = features.iter().map(|f| ("features", f)).collect();
+        let mut all: Vec<(&'static str, &Tensor)> =
+            features.iter().map(|f| ("features", f)).collect();
         all.extend(boxes.iter().map(|b| ("boxes", b)));
         check_same_device(OP, &all)?;
         for f in features {
-            check_shape(OP, "features", f, &[Some(batch), Some(channels), None, None])?;
+            check_shape(
+                OP,
+                "features",
+                f,
+                &[Some(batch), Some(channels), None, None],
+            )?;
             check_dtype(OP, "features", f, &[DType::F32], "f32")?;
         }
         for b in boxes {
@@ -154,7 +179,10 @@ impl MultiScaleRoiAlign {
         if boxes.len() > batch {
             return Err(invalid(
                 "boxes",
-                format!("has {} images but the features have a batch of {batch}", boxes.len()),
+                format!(
+                    "has {} images but the features have a batch of {batch}",
+                    boxes.len()
+                ),
             ));
         }
         if image_sizes.iter().any(|&(h, w)| h == 0 || w == 0) {

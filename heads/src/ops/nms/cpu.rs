@@ -114,7 +114,8 @@ pub(crate) fn nms_sorted(boxes: &[f32], order: &[u32], threshold: f32) -> Vec<u3
             y2[w] = y2[j];
             area[w] = area[j];
             idx[w] = idx[j];
-            w += usize::from(!(ovr > threshold));
+            let suppressed = ovr > threshold; // false for NaN: a NaN IoU suppresses nothing
+            w += usize::from(!suppressed);
         }
         len = w;
         pos += 1;
@@ -135,7 +136,12 @@ pub(crate) fn nms(boxes: &[f32], scores: &[f32], iou_threshold: f64) -> Vec<u32>
 pub(crate) const PER_CLASS_ABOVE: usize = 1000;
 
 /// `batched_nms` on host slices; `classes` are the class ids as i64.
-pub(crate) fn batched_nms(boxes: &[f32], scores: &[f32], classes: &[i64], iou_threshold: f64) -> Vec<u32> {
+pub(crate) fn batched_nms(
+    boxes: &[f32],
+    scores: &[f32],
+    classes: &[i64],
+    iou_threshold: f64,
+) -> Vec<u32> {
     let n = scores.len();
     if n == 0 {
         return Vec::new();

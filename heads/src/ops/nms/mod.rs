@@ -56,7 +56,12 @@ pub fn nms(boxes: &Tensor, scores: &Tensor, iou_threshold: f64) -> Result<Tensor
 /// # Shapes
 /// `boxes [N, 4]` f32, `scores [N]` f32, `idxs [N]` U32 or I64 → kept indices U32 `[K]` by
 /// decreasing score
-pub fn batched_nms(boxes: &Tensor, scores: &Tensor, idxs: &Tensor, iou_threshold: f64) -> Result<Tensor> {
+pub fn batched_nms(
+    boxes: &Tensor,
+    scores: &Tensor,
+    idxs: &Tensor,
+    iou_threshold: f64,
+) -> Result<Tensor> {
     const OP: &str = "batched_nms";
     let n = check_boxes_scores(OP, boxes, scores)?;
     check_same_device(OP, &[("boxes", boxes), ("idxs", idxs)])?;
@@ -71,7 +76,10 @@ pub fn batched_nms(boxes: &Tensor, scores: &Tensor, idxs: &Tensor, iou_threshold
             // Shift each class into its own region: offsets = idxs * (max_coordinate + 1).
             let max = boxes.flatten_all()?.max(0)?; // scalar
             let step = (max + 1.0)?;
-            let offsets = idxs.to_dtype(DType::F32)?.broadcast_mul(&step)?.unsqueeze(1)?; // [N, 1]
+            let offsets = idxs
+                .to_dtype(DType::F32)?
+                .broadcast_mul(&step)?
+                .unsqueeze(1)?; // [N, 1]
             let shifted = boxes.broadcast_add(&offsets)?; // [N, 4]
             cuda::nms(&shifted, scores, iou_threshold)
         }

@@ -77,7 +77,8 @@ fn geometry(index: usize, roi: &[f32], d: Dims, p: Params) -> Result<Geometry> {
             for iy in 0..grid_h {
                 let yy = start_h + bin_y as f32 * bin_h + (iy as f32 + 0.5) * bin_h / grid_h as f32;
                 for ix in 0..grid_w {
-                    let xx = start_w + bin_x as f32 * bin_w + (ix as f32 + 0.5) * bin_w / grid_w as f32;
+                    let xx =
+                        start_w + bin_x as f32 * bin_w + (ix as f32 + 0.5) * bin_w / grid_w as f32;
                     samples.push(bilinear(yy, xx, height, width, d.w));
                 }
             }
@@ -135,21 +136,23 @@ fn to_channels_last(input: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
     const PIXELS: usize = 64;
     const CHANNELS: usize = 16;
     let mut out = vec![0f32; n * hw * c];
-    out.par_chunks_mut(PIXELS * c).enumerate().for_each(|(chunk, dst)| {
-        let first = chunk * PIXELS; // flat pixel over n * hw
-        let pixels = dst.len() / c;
-        for c0 in (0..c).step_by(CHANNELS) {
-            let c1 = (c0 + CHANNELS).min(c);
-            for p in 0..pixels {
-                let (b, q) = ((first + p) / hw, (first + p) % hw);
-                let src = &input[b * c * hw + q..];
-                let row = &mut dst[p * c..p * c + c];
-                for ch in c0..c1 {
-                    row[ch] = src[ch * hw];
+    out.par_chunks_mut(PIXELS * c)
+        .enumerate()
+        .for_each(|(chunk, dst)| {
+            let first = chunk * PIXELS; // flat pixel over n * hw
+            let pixels = dst.len() / c;
+            for c0 in (0..c).step_by(CHANNELS) {
+                let c1 = (c0 + CHANNELS).min(c);
+                for p in 0..pixels {
+                    let (b, q) = ((first + p) / hw, (first + p) % hw);
+                    let src = &input[b * c * hw + q..];
+                    let row = &mut dst[p * c..p * c + c];
+                    for ch in c0..c1 {
+                        row[ch] = src[ch * hw];
+                    }
                 }
             }
-        }
-    });
+        });
     out
 }
 
@@ -186,7 +189,9 @@ pub(crate) fn forward(input: &[f32], d: Dims, rois: &[f32], p: Params) -> Result
                         &image[p3..p3 + c],
                         &image[p4..p4 + c],
                     );
-                    for ((((a, &a1), &a2), &a3), &a4) in acc_bin.iter_mut().zip(v1).zip(v2).zip(v3).zip(v4) {
+                    for ((((a, &a1), &a2), &a3), &a4) in
+                        acc_bin.iter_mut().zip(v1).zip(v2).zip(v3).zip(v4)
+                    {
                         *a += w1 * a1 + w2 * a2 + w3 * a3 + w4 * a4;
                     }
                 }
@@ -246,15 +251,18 @@ pub(crate) fn backward(grad: &[f32], rois: &[f32], d: Dims, p: Params) -> Result
         })
         .collect();
     // [N, HW, group] slabs → [N, C, H, W], one (image, channel) plane per task.
-    grad_input.par_chunks_mut(hw).enumerate().for_each(|(plane, dst)| {
-        let (b, ch) = (plane / d.c, plane % d.c);
-        let (c0, slab) = &slabs[ch / group];
-        let cg = group.min(d.c - c0);
-        let j = ch - c0;
-        let src = &slab[b * hw * cg..(b + 1) * hw * cg];
-        for (q, o) in dst.iter_mut().enumerate() {
-            *o = src[q * cg + j];
-        }
-    });
+    grad_input
+        .par_chunks_mut(hw)
+        .enumerate()
+        .for_each(|(plane, dst)| {
+            let (b, ch) = (plane / d.c, plane % d.c);
+            let (c0, slab) = &slabs[ch / group];
+            let cg = group.min(d.c - c0);
+            let j = ch - c0;
+            let src = &slab[b * hw * cg..(b + 1) * hw * cg];
+            for (q, o) in dst.iter_mut().enumerate() {
+                *o = src[q * cg + j];
+            }
+        });
     Ok(grad_input)
 }

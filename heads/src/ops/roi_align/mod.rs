@@ -112,11 +112,22 @@ impl CustomOp2 for RoiAlign {
         "roi_align"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let input = contiguous_f32(OP, s1, l1)?;
         let rois = contiguous_f32(OP, s2, l2)?;
         let out = cpu::forward(input, self.dims, rois, self.params)?;
-        let shape = Shape::from((rois.len() / 5, self.dims.c, self.params.pooled_h, self.params.pooled_w));
+        let shape = Shape::from((
+            rois.len() / 5,
+            self.dims.c,
+            self.params.pooled_h,
+            self.params.pooled_w,
+        ));
         Ok((CpuStorage::F32(out), shape))
     }
 
@@ -164,7 +175,13 @@ impl CustomOp2 for RoiAlignBackward {
         "roi_align_backward"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let grad = contiguous_f32("roi_align_backward", s1, l1)?;
         let rois = contiguous_f32("roi_align_backward", s2, l2)?;
         let out = cpu::backward(grad, rois, self.dims, self.params)?;
