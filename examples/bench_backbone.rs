@@ -1,0 +1,116 @@
+//! resnext101_32x4d backbone + FPN forward at 800x1216 (batch 1, f32, CPU, random weights):
+//! ours vs torchvision, measured in the same run.
+//!
+//!     cargo run --release --example bench_backbone -- [BACKBONE] [HEIGHT] [WIDTH] [ITERS]
+//!
+//! torchvision runs `scripts/bench_backbone_torch.py` with `$DETECT_PYTHON`, else
+//! `/work/venv/bin/python` when present, else `python3`; both sides use as many threads as
+//! candle does (rayon's pool). Times are the median of ITERS runs after one warm-up; on a
+//! shared machine expect ~10% noise.
+use std::process::Command;
+use std::time::Instant;
+
+use backbones::{BackboneConfig, BackboneWithFpn, CheckedWeights, WeightMap};
+use candle_core::{DType, Device, Tensor};
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn python() -> Option<String> {
+    if let Ok(p) = std::env::var("DETECT_PYTHON") {
+        return Some(p);
+    }
+    let venv = "/work/venv/bin/python";
+    if std::path::Path::new(venv).exists() {
+        return Some(venv.into());
+    }
+    let ok = Command::new("python3")
+        .arg("-c")
+        .arg("import torchvision")
+        .output();
+    ok.is_ok_and(|o| o.status.success())
+        .then(|| "python3".into())
+}
+
+fn torch_seconds(
+    python: &str,
+    name: &str,
+    h: usize,
+    w: usize,
+    iters: usize,
+    threads: usize,
+) -> anyhow::Result<f64> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/bench_backbone_torch.py"
+    );
+    let out = Command::new(python)
+        .args([
+            script,
+            "--backbone",
+            name,
+            "--height",
+            &h.to_string(),
+            "--width",
+            &w.to_string(),
+        ])
+        .args([
+            "--iters",
+            &iters.to_string(),
+            "--threads",
+            &threads.to_string(),
+        ])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let times = json["seconds"]
+        .as_array()
+        .ok_or_else(|| anyhow::anyhow!("no `seconds` in {json}"))?;
+    Ok(median(times.iter().filter_map(|t| t.as_f64()).collect()))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let name = args.first().map_or("resnext101_32x4d", |s| s.as_str());
+    let h: usize = args.get(1).map_or(Ok(800), |s| s.parse())?;
+    let w: usize = args.get(2).map_or(Ok(1216), |s| s.parse())?;
+    let iters: usize = args.get(3).map_or(Ok(2), |s| s.parse())?;
+    let threads = candle_core::utils::get_num_threads();
+
+    let dev = Device::Cpu;
+    let config = BackboneConfig::from_name(name)?;
+    // Every tensor freshly initialised (torchvision's schemes): the timing needs no checkpoint.
+    let vb = CheckedWeights::new(WeightMap::default(), &[""]).var_builder(DType::F32, &dev);
+    let model = BackboneWithFpn::new(&config, vb)?;
+    let x = Tensor::randn(0f32, 1.0, (1, 3, h, w), &dev)?;
+    model.forward(&x)?; // warm-up
+    let mut times = Vec::new();
+    for _ in 0..iters {
+        let t0 = Instant::now();
+        let p = model.forward(&x)?;
+        p[0].sum_all()?.to_scalar::<f32>()?; // make sure the work is done
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    let ours = median(times);
+    println!("{name} backbone+FPN forward {h}x{w}, batch 1, f32, CPU, {threads} threads");
+    println!("ours (candle):        {ours:8.3} s");
+    match python() {
+        None => println!(
+            "torchvision:          not run (no python with torchvision: set DETECT_PYTHON)"
+        ),
+        Some(py) => match torch_seconds(&py, name, h, w, iters, threads) {
+            Ok(torch) => {
+                println!("torchvision:          {torch:8.3} s");
+                println!("ratio ours/torch:     {:8.2}x", ours / torch);
+            }
+            Err(e) => println!("torchvision:          failed: {e:#}"),
+        },
+    }
+    Ok(())
+}
