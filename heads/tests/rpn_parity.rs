@@ -12,7 +12,7 @@ mod faster_rcnn_fixture;
 
 use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
-use faster_rcnn_fixture::{match_ranked, max_box_diff, rel_err, scalar, Fixture};
+use faster_rcnn_fixture::{match_ranked, max_box_diff, rel_err, scalar, Fixture, Ranked};
 use heads::rpn::{Proposals, Rpn, RpnConfig};
 use heads::sampler::{BalancedPositiveNegativeSampler, FOREGROUND};
 
@@ -46,10 +46,8 @@ fn check_proposals(fx: &Fixture, got: &Proposals, mode: &str) {
         let what = format!("{mode} proposals of image {i}");
         let (b, s) = match_ranked(
             &what,
-            &got.boxes[i],
-            &got.scores[i],
-            &want[i],
-            &want_scores[i],
+            &Ranked::new(&got.boxes[i], &got.scores[i], None),
+            &Ranked::new(&want[i], &want_scores[i], None),
             1e-3,
             1e-5,
         );

@@ -140,58 +140,76 @@ pub fn scalar(t: &Tensor) -> f64 {
     f64::from(t.to_dtype(DType::F32).unwrap().to_scalar::<f32>().unwrap())
 }
 
+/// Ranked boxes (proposals or detections) on the host.
+pub struct Ranked {
+    pub boxes: Vec<Vec<f32>>,
+    pub scores: Vec<f32>,
+    /// Class labels; all 0 for proposals.
+    pub labels: Vec<i64>,
+}
+
+impl Ranked {
+    pub fn new(boxes: &Tensor, scores: &Tensor, labels: Option<&Tensor>) -> Self {
+        let scores = scores
+            .to_dtype(DType::F32)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let labels = match labels {
+            Some(l) => l.to_dtype(DType::I64).unwrap().to_vec1::<i64>().unwrap(),
+            None => vec![0; scores.len()],
+        };
+        Self {
+            boxes: rows(boxes),
+            scores,
+            labels,
+        }
+    }
+}
+
 /// Pairs each reference row with one of ours, in order, allowing rows whose scores tie
 /// (within `score_tol`) to come in either order: NMS breaks exact score ties by an
-/// implementation-defined sort. Returns the largest box and score differences; panics when a
-/// reference row has no partner (boxes within `box_tol`, scores within `score_tol`).
+/// implementation-defined sort. A pair needs equal labels, boxes within `box_tol` and scores
+/// within `score_tol`; panics when a reference row has no partner. Returns the largest box
+/// and score differences.
 pub fn match_ranked(
     what: &str,
-    got_boxes: &Tensor,
-    got_scores: &Tensor,
-    want_boxes: &Tensor,
-    want_scores: &Tensor,
+    got: &Ranked,
+    want: &Ranked,
     box_tol: f32,
     score_tol: f32,
 ) -> (f32, f32) {
-    let (gb, wb) = (rows(got_boxes), rows(want_boxes));
-    let gs = got_scores
-        .to_dtype(DType::F32)
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let ws = want_scores
-        .to_dtype(DType::F32)
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    assert_eq!(gb.len(), wb.len(), "{what}: count");
+    assert_eq!(got.scores.len(), want.scores.len(), "{what}: count");
     let box_diff = |a: &[f32], b: &[f32]| {
         a.iter()
             .zip(b)
             .map(|(p, q)| (p - q).abs())
             .fold(0.0, f32::max)
     };
-    let mut used = vec![false; gb.len()];
+    let mut used = vec![false; got.scores.len()];
     let (mut max_box, mut max_score) = (0f32, 0f32);
-    for i in 0..wb.len() {
+    for i in 0..want.scores.len() {
         let close = |j: usize| {
-            !used[j] && (gs[j] - ws[i]).abs() <= score_tol && box_diff(&gb[j], &wb[i]) <= box_tol
+            !used[j]
+                && got.labels[j] == want.labels[i]
+                && (got.scores[j] - want.scores[i]).abs() <= score_tol
+                && box_diff(&got.boxes[j], &want.boxes[i]) <= box_tol
         };
+        // in place, else among the (tied) neighbours
         let j = if close(i) {
             Some(i)
         } else {
-            // search the neighbourhood of equal scores
-            (0..gb.len()).find(|&j| (gs[j] - ws[i]).abs() <= score_tol && close(j))
+            (0..got.scores.len()).find(|&j| close(j))
         };
         let j = j.unwrap_or_else(|| {
             panic!(
-                "{what}: reference row {i} {:?} (score {}) has no match; ours at {i}: {:?} (score {})",
-                wb[i], ws[i], gb[i], gs[i]
+                "{what}: reference row {i} {:?} (label {}, score {}) has no match; ours at {i}: {:?} (label {}, score {})",
+                want.boxes[i], want.labels[i], want.scores[i], got.boxes[i], got.labels[i], got.scores[i]
             )
         });
         used[j] = true;
-        max_box = max_box.max(box_diff(&gb[j], &wb[i]));
-        max_score = max_score.max((gs[j] - ws[i]).abs());
+        max_box = max_box.max(box_diff(&got.boxes[j], &want.boxes[i]));
+        max_score = max_score.max((got.scores[j] - want.scores[i]).abs());
     }
     (max_box, max_score)
 }
