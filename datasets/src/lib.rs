@@ -6,3 +6,6 @@ pub mod image;
 pub mod transforms;
 pub mod rng;
 pub mod shapes;
+pub mod dataset;
+pub mod loader;
+pub mod sampler;

@@ -177,9 +177,9 @@ pub fn resize_normalize_into(
     }
     // u8 -> (v / 255 - mean) / std, exactly torchvision's f32 ops.
     let mut lut = [[0f32; 256]; 3];
-    for c in 0..3 {
-        for v in 0..256 {
-            lut[c][v] = (v as f32 / 255.0 - mean[c]) / std[c];
+    for (c, table) in lut.iter_mut().enumerate() {
+        for (v, entry) in table.iter_mut().enumerate() {
+            *entry = (v as f32 / 255.0 - mean[c]) / std[c];
         }
     }
     let cols = AxisTable::linear(in_w, out_w, flip);

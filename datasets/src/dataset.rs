@@ -1,0 +1,194 @@
+//! Where a dataset comes from, by name: `coco` (detectron2's layout under `$DETECT_DATASETS`),
+//! any COCO-format file + image folder, or the built-in `shapes`. Each opens to a [`Dataset`]:
+//! the parsed COCO records plus a way to get each image's pixels.
+//!
+//! `coco` reads `$DETECT_DATASETS/coco/annotations/instances_{train,val}2017.json` with the
+//! images in `$DETECT_DATASETS/coco/{train,val}2017/`; the root defaults to `./datasets`.
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::coco::{CocoDataset, CocoError};
+use crate::image::{load_rgb_checked, ImageError, RgbImage};
+use crate::shapes::{render, shapes_coco, ShapesConfig, Split};
+
+/// The environment variable naming the folder that holds named datasets (`coco/`).
+pub const DATASETS_ENV: &str = "DETECT_DATASETS";
+/// The datasets root when [`DATASETS_ENV`] is unset.
+pub const DEFAULT_DATASETS_ROOT: &str = "./datasets";
+
+/// A dataset as the user named it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DatasetSpec {
+    /// COCO 2017 in detectron2's layout under a root folder (`None`: [`datasets_root`]).
+    Coco { root: Option<PathBuf> },
+    /// Any COCO-format annotation file and the folder holding its images.
+    Files {
+        annotations: PathBuf,
+        images: PathBuf,
+    },
+    /// The built-in synthetic dataset.
+    Shapes(ShapesConfig),
+}
+
+impl DatasetSpec {
+    /// Parses a `--dataset` name: `coco` or `shapes` (with default settings).
+    pub fn from_name(name: &str) -> Result<Self, DatasetError> {
+        match name {
+            "coco" => Ok(DatasetSpec::Coco { root: None }),
+            "shapes" => Ok(DatasetSpec::Shapes(ShapesConfig::default())),
+            other => Err(DatasetError::UnknownName(other.to_string())),
+        }
+    }
+
+    /// A short name for run folders and messages.
+    pub fn name(&self) -> String {
+        match self {
+            DatasetSpec::Coco { .. } => "coco".into(),
+            DatasetSpec::Shapes(_) => "shapes".into(),
+            DatasetSpec::Files { annotations, .. } => annotations
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "custom".into()),
+        }
+    }
+}
+
+/// Why a dataset could not be opened.
+#[derive(Debug, Error)]
+pub enum DatasetError {
+    #[error("unknown dataset `{0}`: expected `coco` or `shapes` (or use --annotations FILE --images DIR)")]
+    UnknownName(String),
+    #[error(
+        "COCO dataset not found: {missing} does not exist (datasets root {root}, {root_origin}).\n\
+         hint: put COCO 2017 in {root}/coco/ as annotations/instances_{{train,val}}2017.json with \
+         train2017/ and val2017/ beside them, or set {env} to the folder that holds coco/, \
+         e.g. `export {env}=/data/datasets`"
+    )]
+    CocoNotFound {
+        missing: PathBuf,
+        root: PathBuf,
+        root_origin: String,
+        env: &'static str,
+    },
+    #[error("image folder {0} does not exist")]
+    ImageFolderMissing(PathBuf),
+    #[error(transparent)]
+    Coco(#[from] CocoError),
+}
+
+/// The root folder of named datasets: `$DETECT_DATASETS`, else `./datasets`.
+pub fn datasets_root() -> PathBuf {
+    match std::env::var_os(DATASETS_ENV) {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => PathBuf::from(DEFAULT_DATASETS_ROOT),
+    }
+}
+
+/// Where a dataset's pixels come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImageSource {
+    /// Files named by each record's `file_name`, relative to this folder.
+    Folder(PathBuf),
+    /// Rendered on demand (record `i` is image `i` of the split).
+    Shapes { config: ShapesConfig, split: Split },
+}
+
+/// A split of a dataset: its COCO records and where to read each image.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub coco: CocoDataset,
+    pub images: ImageSource,
+}
+
+impl Dataset {
+    /// Opens one split of a dataset (for `Files`, the split is ignored: the file is the split).
+    pub fn open(spec: &DatasetSpec, split: Split) -> Result<Self, DatasetError> {
+        match spec {
+            DatasetSpec::Shapes(config) => Ok(Dataset {
+                coco: shapes_coco(config, split),
+                images: ImageSource::Shapes {
+                    config: config.clone(),
+                    split,
+                },
+            }),
+            DatasetSpec::Files {
+                annotations,
+                images,
+            } => Self::from_files(annotations, images),
+            DatasetSpec::Coco { root } => {
+                let (root, root_origin) = match root {
+                    Some(r) => (r.clone(), "given explicitly".to_string()),
+                    None => (
+                        datasets_root(),
+                        match std::env::var_os(DATASETS_ENV) {
+                            Some(v) if !v.is_empty() => format!("from ${DATASETS_ENV}"),
+                            _ => format!("the default; ${DATASETS_ENV} is not set"),
+                        },
+                    ),
+                };
+                let year = match split {
+                    Split::Train => "train2017",
+                    Split::Val => "val2017",
+                };
+                let coco = root.join("coco");
+                let annotations = coco.join(format!("annotations/instances_{year}.json"));
+                let images = coco.join(year);
+                for missing in [&annotations, &images] {
+                    if !missing.exists() {
+                        return Err(DatasetError::CocoNotFound {
+                            missing: missing.clone(),
+                            root,
+                            root_origin,
+                            env: DATASETS_ENV,
+                        });
+                    }
+                }
+                Self::from_files(&annotations, &images)
+            }
+        }
+    }
+
+    /// Reads a COCO annotation file whose images live in `images`.
+    pub fn from_files(annotations: &Path, images: &Path) -> Result<Self, DatasetError> {
+        let coco = CocoDataset::load(annotations)?;
+        if !images.is_dir() {
+            return Err(DatasetError::ImageFolderMissing(images.to_path_buf()));
+        }
+        Ok(Dataset {
+            coco,
+            images: ImageSource::Folder(images.to_path_buf()),
+        })
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.coco.images.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.coco.images.is_empty()
+    }
+
+    /// The path (or, for `shapes`, the record name) of image `index`.
+    pub fn image_path(&self, index: usize) -> PathBuf {
+        let name = &self.coco.images[index].file_name;
+        match &self.images {
+            ImageSource::Folder(dir) => dir.join(name),
+            ImageSource::Shapes { .. } => PathBuf::from(name),
+        }
+    }
+
+    /// Decodes image `index` to RGB, checking its size against the record's width/height.
+    pub fn load_image(&self, index: usize) -> Result<RgbImage, ImageError> {
+        let info = &self.coco.images[index];
+        match &self.images {
+            ImageSource::Folder(_) => load_rgb_checked(
+                &self.image_path(index),
+                info.width as usize,
+                info.height as usize,
+            ),
+            ImageSource::Shapes { config, split } => Ok(render(config, *split, index).0),
+        }
+    }
+}
