@@ -8,7 +8,9 @@
 pub mod cli;
 pub mod info;
 pub mod checkpoint;
+pub mod metrics;
 pub mod params;
+pub mod plot;
 pub mod solver;
 
 use anyhow::bail;
