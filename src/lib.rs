@@ -5,12 +5,18 @@
 //!
 //! The model itself lives in the member crates: `backbones` (ResNet/ResNeXt + FPN), `heads`
 //! (ops, RPN, RoI heads) and `datasets` (COCO, shapes, transforms, loader, evaluation).
+pub mod atomic_file;
 pub mod cli;
+pub mod convert;
+pub mod draw;
+pub mod labels;
+pub mod predict_output;
+pub mod pth;
+pub mod results;
+pub mod weights_discovery;
 pub mod info;
 pub mod checkpoint;
-pub mod metrics;
 pub mod params;
-pub mod plot;
 pub mod solver;
 
 use anyhow::bail;
@@ -23,7 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(_) => not_implemented("eval", 5),
         Command::Predict(_) => not_implemented("predict", 6),
         Command::Info(args) => info::run(args),
-        Command::Convert(_) => not_implemented("convert", 6),
+        Command::Convert(args) => convert::run(&args),
     }
 }
 
