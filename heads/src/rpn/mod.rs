@@ -15,6 +15,7 @@ pub use loss::AnchorTargets;
 use crate::anchors::{AnchorGenerator, AnchorGeneratorConfig};
 use crate::box_coder::BoxCoder;
 use crate::matcher::Matcher;
+use crate::sampler::BalancedPositiveNegativeSampler;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
@@ -141,6 +142,15 @@ impl Rpn {
         &self.box_coder
     }
 
+    /// A fresh sampler with this RPN's batch size and positive fraction.
+    pub fn sampler(&self, seed: u64) -> BalancedPositiveNegativeSampler {
+        BalancedPositiveNegativeSampler::new(
+            self.config.batch_size_per_image,
+            self.config.positive_fraction,
+            seed,
+        )
+    }
+
     /// Head predictions and anchors for a batch.
     ///
     /// # Shapes
@@ -209,7 +219,7 @@ impl Rpn {
         padded_size: (usize, usize),
         image_sizes: &[(usize, usize)],
         gt_boxes: &[Tensor],
-        sampler: &mut crate::sampler::BalancedPositiveNegativeSampler,
+        sampler: &mut BalancedPositiveNegativeSampler,
     ) -> Result<(Proposals, RpnLosses)> {
         let out = self.predict(features, padded_size)?;
         let targets = self.assign_targets_to_anchors(&out.anchors, gt_boxes)?;
