@@ -16,7 +16,10 @@ pub mod results;
 pub mod weights_discovery;
 pub mod info;
 pub mod checkpoint;
+pub mod metrics;
 pub mod params;
+pub mod plot;
+pub mod progress;
 pub mod solver;
 
 use anyhow::bail;
