@@ -1,0 +1,62 @@
+//! The non-finite loss guard: called on each iteration's losses before the optimizer step, so a
+//! NaN or infinite loss stops training before it reaches the weights or a checkpoint.
+use std::collections::BTreeMap;
+
+/// A loss that is NaN or infinite, with every component so the culprit is visible.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "non-finite loss at iteration {iteration}: {} (hint: lower the learning rate, enable \
+     gradient clipping, or check the data; the last checkpoint was saved before this iteration)",
+    describe(.losses)
+)]
+pub struct NonFiniteLoss {
+    /// The iteration whose losses were not finite (0-based).
+    pub iteration: u64,
+    /// Every component by name.
+    pub losses: BTreeMap<String, f64>,
+}
+
+fn describe(losses: &BTreeMap<String, f64>) -> String {
+    let parts: Vec<String> = losses.iter().map(|(n, v)| format!("{n} = {v}")).collect();
+    parts.join(", ")
+}
+
+/// Checks that every loss component (and so their sum) is finite.
+pub fn check_finite_losses(
+    iteration: u64,
+    losses: &BTreeMap<String, f64>,
+) -> Result<(), NonFiniteLoss> {
+    if losses.values().all(|v| v.is_finite()) {
+        Ok(())
+    } else {
+        Err(NonFiniteLoss {
+            iteration,
+            losses: losses.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finite_losses_pass() {
+        let losses = BTreeMap::from([("loss_a".to_string(), 0.5), ("loss_b".to_string(), 0.0)]);
+        assert_eq!(check_finite_losses(3, &losses), Ok(()));
+    }
+
+    #[test]
+    fn names_iteration_and_every_component() {
+        let losses = BTreeMap::from([
+            ("loss_box_reg".to_string(), f64::INFINITY),
+            ("loss_classifier".to_string(), f64::NAN),
+            ("loss_objectness".to_string(), 0.25),
+        ]);
+        let err = check_finite_losses(1234, &losses).unwrap_err().to_string();
+        assert!(err.contains("iteration 1234"), "{err}");
+        assert!(err.contains("loss_box_reg = inf"), "{err}");
+        assert!(err.contains("loss_classifier = NaN"), "{err}");
+        assert!(err.contains("loss_objectness = 0.25"), "{err}");
+    }
+}
