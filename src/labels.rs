@@ -67,6 +67,34 @@ impl LabelMap {
         Self { by_label }
     }
 
+    /// A model trained by `detect train` on a dataset's categories (label `i` = the `i`-th
+    /// category by ascending id), e.g. from the dataset the model is evaluated on.
+    pub fn from_category_map(categories: &datasets::coco::CategoryMap) -> Self {
+        let categories: Vec<Category> = categories
+            .entries()
+            .iter()
+            .map(|entry| Category {
+                id: entry.id,
+                name: entry.name.clone(),
+            })
+            .collect();
+        Self::contiguous(&categories)
+    }
+
+    /// A model that knows only its class names (`names[i]` = label `i + 1`, as stored in the
+    /// final model file); category ids are then the labels themselves.
+    pub fn from_class_names(names: &[String]) -> Self {
+        let categories: Vec<Category> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Category {
+                id: i as u64 + 1,
+                name: name.clone(),
+            })
+            .collect();
+        Self::contiguous(&categories)
+    }
+
     /// The best guess from the predictor's output count alone: COCO ids for 91 outputs,
     /// otherwise generic `class <label>` names.
     pub fn for_num_classes(num_classes: usize) -> Self {
@@ -123,5 +151,39 @@ mod tests {
         assert_eq!(labels.category(2), cats[1]);
         assert_eq!(labels.category(0).name, "class 0");
         assert_eq!(labels.category(3).id, 3);
+        let named = LabelMap::from_class_names(&["circle".into(), "square".into()]);
+        assert_eq!(
+            named.category(2),
+            Category {
+                id: 2,
+                name: "square".into()
+            }
+        );
+    }
+
+    #[test]
+    fn category_map_labels_follow_ascending_ids() {
+        let coco = |id: u64, name: &str| datasets::coco::Category {
+            id,
+            name: name.into(),
+            supercategory: String::new(),
+        };
+        let map =
+            datasets::coco::CategoryMap::from_categories(&[coco(90, "toothbrush"), coco(3, "car")]);
+        let labels = LabelMap::from_category_map(&map);
+        assert_eq!(
+            labels.category(1),
+            Category {
+                id: 3,
+                name: "car".into()
+            }
+        );
+        assert_eq!(
+            labels.category(2),
+            Category {
+                id: 90,
+                name: "toothbrush".into()
+            }
+        );
     }
 }

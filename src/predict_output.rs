@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use candle_core::{DType, Tensor};
 use image::RgbImage;
 
 use crate::atomic_file::write_atomically;
@@ -36,6 +37,44 @@ pub struct Detection {
     pub score: f32,
     /// The model's label (1.. ; 0 is background), mapped to a category by a [`LabelMap`].
     pub label: usize,
+}
+
+impl Detection {
+    /// One image's detections from the model's tensors: `boxes [D, 4]` xyxy in original
+    /// pixels (f32), `scores [D]` (f32), `labels [D]` (any integer dtype).
+    pub fn from_tensors(
+        boxes: &Tensor,
+        scores: &Tensor,
+        labels: &Tensor,
+    ) -> anyhow::Result<Vec<Self>> {
+        let boxes = boxes.to_dtype(DType::F32)?.to_vec2::<f32>()?; // [D, 4]
+        let scores = scores.to_dtype(DType::F32)?.to_vec1::<f32>()?; // [D]
+        let labels = labels.to_dtype(DType::I64)?.to_vec1::<i64>()?; // [D]
+        anyhow::ensure!(
+            boxes.len() == scores.len() && scores.len() == labels.len(),
+            "detections disagree in count: {} boxes, {} scores, {} labels",
+            boxes.len(),
+            scores.len(),
+            labels.len()
+        );
+        boxes
+            .iter()
+            .zip(scores.iter().zip(&labels))
+            .map(|(b, (&score, &label))| {
+                anyhow::ensure!(
+                    b.len() == 4,
+                    "boxes must be [D, 4], got rows of {}",
+                    b.len()
+                );
+                anyhow::ensure!(label >= 0, "negative label {label}");
+                Ok(Self {
+                    box_xyxy: [b[0], b[1], b[2], b[3]],
+                    score,
+                    label: label as usize,
+                })
+            })
+            .collect()
+    }
 }
 
 /// Printing, drawing and collecting the detections of one `detect predict` run.
@@ -172,6 +211,29 @@ fn drawn_image_paths(images: &[PathBuf], dir: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detections_from_model_tensors() {
+        let dev = candle_core::Device::Cpu;
+        let boxes = Tensor::new(&[[1f32, 2., 3., 4.], [5., 6., 7., 8.]], &dev).unwrap();
+        let scores = Tensor::new(&[0.9f32, 0.1], &dev).unwrap();
+        let labels = Tensor::new(&[3u32, 1], &dev).unwrap();
+        let detections = Detection::from_tensors(&boxes, &scores, &labels).unwrap();
+        assert_eq!(
+            detections[1],
+            Detection {
+                box_xyxy: [5., 6., 7., 8.],
+                score: 0.1,
+                label: 1
+            }
+        );
+        let empty = Tensor::zeros((0, 4), DType::F32, &dev).unwrap();
+        let none = Tensor::zeros(0, DType::F32, &dev).unwrap();
+        assert!(Detection::from_tensors(&empty, &none, &none)
+            .unwrap()
+            .is_empty());
+        assert!(Detection::from_tensors(&boxes, &none, &labels).is_err());
+    }
 
     #[test]
     fn repeated_stems_get_distinct_drawn_files() {
