@@ -35,6 +35,26 @@ pub struct TrainRecord {
     pub data_seconds: f64,
 }
 
+impl TrainRecord {
+    /// A record of `losses` (`(name, value)`, e.g. `Losses::values()`); the total is their sum.
+    pub fn new(
+        iteration: u64,
+        losses: &[(&str, f64)],
+        lr: f64,
+        seconds_per_iteration: f64,
+        data_seconds: f64,
+    ) -> Self {
+        Self {
+            iteration,
+            losses: losses.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
+            total_loss: losses.iter().map(|(_, v)| v).sum(),
+            lr,
+            seconds_per_iteration,
+            data_seconds,
+        }
+    }
+}
+
 /// One evaluation log line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalRecord {
@@ -174,17 +194,11 @@ mod tests {
     use super::*;
 
     fn train(iteration: u64, total: f64) -> Record {
-        Record::Train(TrainRecord {
-            iteration,
-            losses: BTreeMap::from([
-                ("loss_classifier".to_string(), total * 0.75),
-                ("loss_box_reg".to_string(), total * 0.25),
-            ]),
-            total_loss: total,
-            lr: 0.02,
-            seconds_per_iteration: 1.5,
-            data_seconds: 0.1,
-        })
+        let losses = [
+            ("loss_classifier", total * 0.75),
+            ("loss_box_reg", total * 0.25),
+        ];
+        Record::Train(TrainRecord::new(iteration, &losses, 0.02, 1.5, 0.1))
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub enum ParamsError {
         first: Vec<usize>,
         second: Vec<usize>,
     },
+    #[error("weight `{name}` is not in the loaded file (hint: the file may be for another architecture; check --backbone)")]
+    Missing { name: String },
     #[error("weight `{name}` was requested without a shape and is not in the loaded file")]
     MissingUnchecked { name: String },
     #[error("initialising `{name}` from {init:?}: {reason}")]
@@ -68,6 +70,8 @@ struct Store {
     loaded: HashMap<String, Tensor>,
     /// Loaded names the model asked for.
     used: BTreeSet<String>,
+    /// Names drawn from their `Init` hint (not in the file).
+    initialised: BTreeSet<String>,
     trainable: BTreeMap<String, Var>,
     frozen: BTreeMap<String, Tensor>,
 }
@@ -78,6 +82,8 @@ pub struct Params {
     store: Arc<Mutex<Store>>,
     is_trainable: Arc<TrainablePredicate>,
     seed: u64,
+    /// Every weight must come from `loaded` (evaluation, prediction, resuming).
+    require_loaded: bool,
 }
 
 impl Params {
@@ -97,7 +103,15 @@ impl Params {
             store: Arc::new(Mutex::new(store)),
             is_trainable: Arc::new(is_trainable),
             seed,
+            require_loaded: false,
         }
+    }
+
+    /// Makes a weight absent from the loaded tensors an error instead of an initialisation
+    /// (loading a whole model for evaluation or prediction).
+    pub fn require_loaded(mut self) -> Self {
+        self.require_loaded = true;
+        self
     }
 
     /// A `VarBuilder` backed by this store.
@@ -136,6 +150,12 @@ impl Params {
             .collect();
         unused.sort();
         unused
+    }
+
+    /// Weights that were not in the loaded tensors and were initialised from their hint, sorted
+    /// (with ImageNet backbone weights: the FPN and the heads).
+    pub fn initialised_keys(&self) -> Vec<String> {
+        self.lock().initialised.iter().cloned().collect()
     }
 
     /// Overwrites the values of already-created weights with `tensors` (resuming from a
@@ -237,9 +257,18 @@ impl SimpleBackend for Params {
                 self.lock().used.insert(name.to_string());
                 t.to_dtype(dtype)?.to_device(dev)?.contiguous()?
             }
-            None => self
-                .init(name, &s, h, dtype, dev)
-                .map_err(candle_core::Error::wrap)?,
+            None if self.require_loaded => {
+                return Err(candle_core::Error::wrap(ParamsError::Missing {
+                    name: name.to_string(),
+                }))
+            }
+            None => {
+                let t = self
+                    .init(name, &s, h, dtype, dev)
+                    .map_err(candle_core::Error::wrap)?;
+                self.lock().initialised.insert(name.to_string());
+                t
+            }
         };
         let mut store = self.lock();
         if (self.is_trainable)(name) {
@@ -318,20 +347,16 @@ fn init_tensor(seed: u64, name: &str, shape: &Shape, init: Init) -> candle_core:
     Tensor::from_vec(values, shape.clone(), &Device::Cpu)
 }
 
-/// Reads every tensor of a `.safetensors` or zip-format `.pth`/`.pt` file onto `device`.
-/// `key` selects a nested state dict in a `.pth` (e.g. `Some("model")`).
-pub fn read_tensor_file(
-    path: &Path,
-    key: Option<&str>,
-    device: &Device,
-) -> anyhow::Result<HashMap<String, Tensor>> {
+/// Reads every tensor of a `.safetensors` or zip-format `.pth`/`.pt` file onto `device` (a
+/// `.pth` state dict nested under a key such as `"model"` is found by [`crate::pth::read_pth`]).
+pub fn read_tensor_file(path: &Path, device: &Device) -> anyhow::Result<HashMap<String, Tensor>> {
     use anyhow::Context;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let tensors = match ext {
         "safetensors" => candle_core::safetensors::load(path, device)
             .with_context(|| format!("reading {}", path.display()))?,
-        "pth" | "pt" => candle_core::pickle::read_all_with_key(path, key)
-            .with_context(|| format!("reading {}", path.display()))?
+        "pth" | "pt" => crate::pth::read_pth(path)?
+            .tensors
             .into_iter()
             .map(|(n, t)| Ok((n, t.to_device(device)?)))
             .collect::<candle_core::Result<HashMap<_, _>>>()?,

@@ -81,6 +81,8 @@ fn loaded_weights_are_copied_and_unused_keys_listed() -> anyhow::Result<()> {
         .set(&Tensor::new(&[9f32, 9., 9.], &cpu())?)?;
     assert_eq!(source.to_vec1::<f32>()?, [1.0, 2.0, 3.0]);
     assert_eq!(params.unused_keys(), ["fc.bias", "fc.weight"]);
+    vb.get_with_hints(2, "head.bias", Init::Const(0.0))?;
+    assert_eq!(params.initialised_keys(), ["head.bias"]);
     Ok(())
 }
 
@@ -215,12 +217,35 @@ fn reads_safetensors_files() -> anyhow::Result<()> {
     let path = dir.path().join("w.safetensors");
     let t = Tensor::new(&[[1f32, 2.], [3., 4.]], &cpu())?;
     candle_core::safetensors::save(&HashMap::from([("conv.weight", t)]), &path)?;
-    let read = read_tensor_file(&path, None, &cpu())?;
+    let read = read_tensor_file(&path, &cpu())?;
     assert_eq!(
         read["conv.weight"].to_vec2::<f32>()?,
         [[1.0, 2.0], [3.0, 4.0]]
     );
-    let err = read_tensor_file(&dir.path().join("w.bin"), None, &cpu()).unwrap_err();
+    let err = read_tensor_file(&dir.path().join("w.bin"), &cpu()).unwrap_err();
     assert!(err.to_string().contains("w.bin"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn require_loaded_rejects_weights_missing_from_the_file() -> anyhow::Result<()> {
+    let loaded: HashMap<String, Tensor> = [("a".to_string(), Tensor::new(&[1f32], &cpu())?)]
+        .into_iter()
+        .collect();
+    let params = Params::new(loaded, |_| false, 0).require_loaded();
+    let vb = params.var_builder(DType::F32, &cpu());
+    assert_eq!(
+        vb.get_with_hints(1, "a", Init::Const(0.0))?
+            .to_vec1::<f32>()?,
+        [1.0]
+    );
+    let err = vb
+        .get_with_hints(1, "b", Init::Const(0.0))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`b`") && err.contains("not in the loaded file"),
+        "{err}"
+    );
     Ok(())
 }

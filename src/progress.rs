@@ -1,7 +1,6 @@
 //! What the user sees and does while training runs: a progress bar with ETA and the current
 //! losses (indicatif), and Ctrl-C, which asks the loop to save a checkpoint and stop cleanly
 //! (a second Ctrl-C exits at once, code 130).
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -40,9 +39,9 @@ impl TrainProgress {
     }
 
     /// Moves the bar to `iteration` completed iterations and shows the losses and LR.
-    pub fn update(&self, iteration: u64, losses: &BTreeMap<String, f64>, total: f64, lr: f64) {
+    pub fn update(&self, iteration: u64, losses: &[(&str, f64)], lr: f64) {
         self.bar.set_position(iteration);
-        self.bar.set_message(format_losses(losses, total, lr));
+        self.bar.set_message(format_losses(losses, lr));
     }
 
     /// Prints a line above the bar (or plainly to stderr when the bar is hidden).
@@ -61,8 +60,10 @@ impl TrainProgress {
     }
 }
 
-/// `loss 1.234 (box_reg 0.210, classifier 0.400, ...) lr 2.00e-2`: `loss_` prefixes dropped.
-pub fn format_losses(losses: &BTreeMap<String, f64>, total: f64, lr: f64) -> String {
+/// `loss 1.234 (box_reg 0.210, classifier 0.400, ...) lr 2.00e-2`: the total, then each
+/// component in the given order with its `loss_` prefix dropped.
+pub fn format_losses(losses: &[(&str, f64)], lr: f64) -> String {
+    let total: f64 = losses.iter().map(|(_, v)| v).sum();
     let parts: Vec<String> = losses
         .iter()
         .map(|(name, v)| format!("{} {v:.3}", name.strip_prefix("loss_").unwrap_or(name)))
@@ -124,14 +125,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn losses_message_is_short_and_ordered() {
-        let losses = BTreeMap::from([
-            ("loss_objectness".to_string(), 0.6875),
-            ("loss_box_reg".to_string(), 0.25),
-        ]);
+    fn losses_message_keeps_the_model_order() {
+        let losses = [("loss_objectness", 0.6875), ("loss_box_reg", 0.25)];
         assert_eq!(
-            format_losses(&losses, 0.9375, 0.02),
-            "loss 0.938 (box_reg 0.250, objectness 0.688) lr 2.00e-2"
+            format_losses(&losses, 0.02),
+            "loss 0.938 (objectness 0.688, box_reg 0.250) lr 2.00e-2"
         );
     }
 
@@ -139,7 +137,7 @@ mod tests {
     fn hidden_bar_tracks_position() {
         let p = TrainProgress::hidden(100, 1000);
         assert_eq!(p.bar.position(), 100);
-        p.update(150, &BTreeMap::new(), 1.0, 0.01);
+        p.update(150, &[("loss_a", 1.0)], 0.01);
         assert_eq!(p.bar.position(), 150);
         assert_eq!(p.bar.length(), Some(1000));
         p.finish();

@@ -1,7 +1,5 @@
 //! The non-finite loss guard: called on each iteration's losses before the optimizer step, so a
 //! NaN or infinite loss stops training before it reaches the weights or a checkpoint.
-use std::collections::BTreeMap;
-
 /// A loss that is NaN or infinite, with every component so the culprit is visible.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error(
@@ -12,26 +10,23 @@ use std::collections::BTreeMap;
 pub struct NonFiniteLoss {
     /// The iteration whose losses were not finite (0-based).
     pub iteration: u64,
-    /// Every component by name.
-    pub losses: BTreeMap<String, f64>,
+    /// Every component, `(name, value)` in the model's order.
+    pub losses: Vec<(String, f64)>,
 }
 
-fn describe(losses: &BTreeMap<String, f64>) -> String {
+fn describe(losses: &[(String, f64)]) -> String {
     let parts: Vec<String> = losses.iter().map(|(n, v)| format!("{n} = {v}")).collect();
     parts.join(", ")
 }
 
 /// Checks that every loss component (and so their sum) is finite.
-pub fn check_finite_losses(
-    iteration: u64,
-    losses: &BTreeMap<String, f64>,
-) -> Result<(), NonFiniteLoss> {
-    if losses.values().all(|v| v.is_finite()) {
+pub fn check_finite_losses(iteration: u64, losses: &[(&str, f64)]) -> Result<(), NonFiniteLoss> {
+    if losses.iter().all(|(_, v)| v.is_finite()) {
         Ok(())
     } else {
         Err(NonFiniteLoss {
             iteration,
-            losses: losses.clone(),
+            losses: losses.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
         })
     }
 }
@@ -42,17 +37,19 @@ mod tests {
 
     #[test]
     fn finite_losses_pass() {
-        let losses = BTreeMap::from([("loss_a".to_string(), 0.5), ("loss_b".to_string(), 0.0)]);
-        assert_eq!(check_finite_losses(3, &losses), Ok(()));
+        assert_eq!(
+            check_finite_losses(3, &[("loss_a", 0.5), ("loss_b", 0.0)]),
+            Ok(())
+        );
     }
 
     #[test]
     fn names_iteration_and_every_component() {
-        let losses = BTreeMap::from([
-            ("loss_box_reg".to_string(), f64::INFINITY),
-            ("loss_classifier".to_string(), f64::NAN),
-            ("loss_objectness".to_string(), 0.25),
-        ]);
+        let losses = [
+            ("loss_box_reg", f64::INFINITY),
+            ("loss_classifier", f64::NAN),
+            ("loss_objectness", 0.25),
+        ];
         let err = check_finite_losses(1234, &losses).unwrap_err().to_string();
         assert!(err.contains("iteration 1234"), "{err}");
         assert!(err.contains("loss_box_reg = inf"), "{err}");
