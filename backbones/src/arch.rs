@@ -103,7 +103,7 @@ impl ResNextConfig {
     pub fn validate(&self) -> Result<(), BackboneError> {
         for stage in 0..4 {
             let width = self.width(stage);
-            if width == 0 || width % self.groups != 0 {
+            if width == 0 || !width.is_multiple_of(self.groups) {
                 return Err(BackboneError::InvalidConfig(format!(
                     "stage {} width {width} is not a positive multiple of groups {}",
                     stage + 1,

@@ -5,12 +5,15 @@
 //! - 1x1, ungrouped: a matmul (`[Cout, Cin] x [N, Cin, H*W]`); stride 2 first takes every other
 //!   row and column with `index_select`. Faster than candle's conv2d both ways
 //!   (CANDLE_NOTES: 1.1-1.8x forward, 3-4x backward).
-//! - anything else: candle's `conv2d` for now.
+//! - anything else on CPU in f32: our op [`crate::conv_kernel::conv2d`] (tiled im2col + one
+//!   gemm per group into one output buffer, parallel over tiles, with its own backward).
+//! - other devices and dtypes: candle's `conv2d` (on CUDA: candle's kernels).
 //!
 //! Known candle 0.11 backward gap (CANDLE_NOTES): a stride-2 conv backward fails with a shape
 //! error when `(H + 2p - k) mod s != (W + 2p - k) mod s` (e.g. the 7x7/s2 stem on 8x9 inputs).
-//! Padding every batch to a multiple of 32 avoids it; see `crate::im2col_conv` for the fix.
-use candle_core::{Result, Tensor};
+//! Our CPU op has its own backward without that bug; on CUDA (candle's conv) pad every batch
+//! to a multiple of 32, which avoids it.
+use candle_core::{DType, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 /// Stride, zero padding and groups of a square-kernel convolution (dilation is always 1).
@@ -117,6 +120,9 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, config: ConvConfig) -> Result<Tensor>
     let (cout, cin_g, kh, kw) = weight.dims4()?;
     if kh == 1 && kw == 1 && config.groups == 1 && config.padding == 0 {
         return conv1x1(x, &weight.reshape((cout, cin_g))?, config.stride);
+    }
+    if x.device().is_cpu() && x.dtype() == DType::F32 && weight.dtype() == DType::F32 {
+        return crate::conv_kernel::conv2d(x, weight, config.stride, config.padding, config.groups);
     }
     x.conv2d(weight, config.padding, config.stride, 1, config.groups)
 }

@@ -18,6 +18,7 @@ pub mod arch;
 pub mod backbone;
 pub mod block;
 pub mod conv;
+pub mod conv_kernel;
 pub mod error;
 pub mod flops;
 pub mod fpn;

@@ -1,0 +1,194 @@
+//! im2col / col2im over tiles of output pixels, and the gemm call, for `conv_kernel`.
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, Layout, Result};
+use gemm::Parallelism;
+
+/// Sizes of one convolution (square kernel, dilation 1).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Geometry {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub groups: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+impl Geometry {
+    pub fn cg(&self) -> usize {
+        self.c / self.groups
+    }
+    pub fn mg(&self) -> usize {
+        self.cout / self.groups
+    }
+    /// Rows of the im2col matrix of one group: `Cin/groups * k * k`.
+    pub fn kk(&self) -> usize {
+        self.cg() * self.k * self.k
+    }
+    pub fn hw_out(&self) -> usize {
+        self.ho * self.wo
+    }
+    /// Output pixels per tile: the im2col tile (`kk x tile` floats) stays around 512 KiB.
+    pub fn tile(&self) -> usize {
+        (131_072 / self.kk()).clamp(256, 4096).min(self.hw_out())
+    }
+    pub fn tiles(&self) -> Vec<(usize, usize)> {
+        let t = self.tile();
+        (0..self.hw_out())
+            .step_by(t)
+            .map(|p0| (p0, t.min(self.hw_out() - p0)))
+            .collect()
+    }
+}
+
+/// Read-only access to a contiguous f32 storage.
+pub(super) fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let data = match s {
+        CpuStorage::F32(d) => d.as_slice(),
+        other => candle_core::bail!("conv2d: {what} must be f32, got {:?}", other.dtype()),
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("conv2d: {what} must be contiguous"),
+    }
+}
+
+/// A raw pointer shared by tasks writing disjoint regions.
+#[derive(Clone, Copy)]
+pub(super) struct SyncPtr(pub *mut f32);
+unsafe impl Send for SyncPtr {}
+unsafe impl Sync for SyncPtr {}
+
+impl SyncPtr {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not the raw field).
+    pub fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// The valid `ox` range for kernel column `kx`: `0 <= ox * s + kx - pad < w`.
+fn valid_range(geo: &Geometry, kx: usize, w: usize, wo: usize) -> (usize, usize) {
+    let (s, pad) = (geo.stride, geo.pad);
+    let lo = if pad > kx { (pad - kx).div_ceil(s) } else { 0 };
+    let hi = if w + pad > kx {
+        (w - 1 + pad - kx) / s + 1
+    } else {
+        0
+    };
+    (lo.min(wo), hi.min(wo).max(lo.min(wo)))
+}
+
+/// Calls `f(row_index, t0, ox0, ox1, iy_or_none)` for every output-row segment of a tile:
+/// positions `t0..t0 + (ox1 - ox0)` of the tile are output row `oy`, columns `ox0..ox1`.
+fn for_segments(
+    geo: &Geometry,
+    p0: usize,
+    len: usize,
+    mut f: impl FnMut(usize, usize, usize, usize),
+) {
+    let mut p = p0;
+    while p < p0 + len {
+        let (oy, ox0) = (p / geo.wo, p % geo.wo);
+        let ox1 = geo.wo.min(ox0 + p0 + len - p);
+        f(oy, p - p0, ox0, ox1);
+        p += ox1 - ox0;
+    }
+}
+
+/// `cols[r, t]` (`r = (c, ky, kx)`, `t` = tile position) from `slab`, one group's input
+/// channels of one image (`[Cin / groups, H, W]`).
+pub(super) fn im2col(geo: &Geometry, slab: &[f32], p0: usize, len: usize, cols: &mut [f32]) {
+    let (h, w, k, s, pad) = (geo.h, geo.w, geo.k, geo.stride, geo.pad);
+    for c in 0..geo.cg() {
+        let plane = &slab[c * h * w..][..h * w];
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &mut cols[((c * k + ky) * k + kx) * len..][..len];
+                let (lo, hi) = valid_range(geo, kx, w, geo.wo);
+                for_segments(geo, p0, len, |oy, t0, ox0, ox1| {
+                    let out = &mut row[t0..t0 + ox1 - ox0];
+                    let iy = (oy * s + ky) as isize - pad as isize;
+                    if iy < 0 || iy >= h as isize {
+                        out.fill(0.0);
+                        return;
+                    }
+                    let src = &plane[iy as usize * w..][..w];
+                    for (o, ox) in out.iter_mut().zip(ox0..ox1) {
+                        *o = if ox >= lo && ox < hi {
+                            src[ox * s + kx - pad]
+                        } else {
+                            0.0
+                        };
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds `cols[r, t]` into the input positions they were read from.
+pub(super) fn col2im(geo: &Geometry, cols: &[f32], p0: usize, len: usize, slab: &mut [f32]) {
+    let (h, w, k, s, pad) = (geo.h, geo.w, geo.k, geo.stride, geo.pad);
+    for c in 0..geo.cg() {
+        let plane = &mut slab[c * h * w..][..h * w];
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &cols[((c * k + ky) * k + kx) * len..][..len];
+                let (lo, hi) = valid_range(geo, kx, w, geo.wo);
+                for_segments(geo, p0, len, |oy, t0, ox0, ox1| {
+                    let iy = (oy * s + ky) as isize - pad as isize;
+                    if iy < 0 || iy >= h as isize {
+                        return;
+                    }
+                    let dst = &mut plane[iy as usize * w..][..w];
+                    for (v, ox) in row[t0..t0 + ox1 - ox0].iter().zip(ox0..ox1) {
+                        if ox >= lo && ox < hi {
+                            dst[ox * s + kx - pad] += v;
+                        }
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// `dst[m x n] (+)= lhs[m x k] * rhs[k x n]`, strides as (row, column).
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: *const f32,
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: *const f32,
+    (rhs_rs, rhs_cs): (usize, usize),
+    par: Parallelism,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_rs as isize,
+        accumulate,
+        lhs,
+        lhs_cs as isize,
+        lhs_rs as isize,
+        rhs,
+        rhs_cs as isize,
+        rhs_rs as isize,
+        1.0,
+        1.0,
+        false,
+        false,
+        false,
+        par,
+    )
+}
