@@ -42,6 +42,15 @@ impl RoiHeads {
         let mut out = Vec::with_capacity(proposals.len());
         let mut offset = 0;
         for (&k, &image_size) in counts.iter().zip(image_sizes) {
+            if k == 0 {
+                // (candle 0.11 panics reading an empty view at the end of its storage)
+                out.push(Detections {
+                    boxes: Tensor::zeros((0, 4), DType::F32, device)?,
+                    scores: Tensor::zeros(0, DType::F32, device)?,
+                    labels: Tensor::zeros(0, DType::U32, device)?,
+                });
+                continue;
+            }
             let boxes = boxes.narrow(0, offset, k)?; // [K, C, 4]
             let scores = scores.narrow(0, offset, k)?; // [K, C]
             offset += k;
