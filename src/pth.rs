@@ -152,38 +152,46 @@ fn unwrap_torchscript_module(root: Object) -> Object {
     }
 }
 
-/// Finds the dict whose values are tensors: the root itself, else the one nested dict that
-/// holds tensors (preferring [`STATE_DICT_KEYS`] when several do).
+/// Finds the state dict: of all dicts holding tensors (the root and nested ones), the one with
+/// the most tensors; on a tie the shallower, then the one under the earlier of
+/// [`STATE_DICT_KEYS`]. A tie that none of these breaks is an error listing the candidates.
 fn find_state_dict(root: Object) -> anyhow::Result<(Vec<String>, PickleDict)> {
     let mut candidates = Vec::new();
     collect_tensor_dicts(&root, &mut Vec::new(), &mut candidates);
-    if candidates.iter().any(|path| path.is_empty()) {
-        return Ok((Vec::new(), into_dict(root)?));
-    }
-    let chosen = match candidates.len() {
-        0 => bail!(
+    let key_rank = |path: &[String]| {
+        let first = path.first().map(String::as_str);
+        STATE_DICT_KEYS
+            .iter()
+            .position(|key| Some(*key) == first)
+            .unwrap_or(STATE_DICT_KEYS.len())
+    };
+    // Best first: most tensors, shallowest, preferred key.
+    candidates.sort_by_key(|(path, count)| (std::cmp::Reverse(*count), path.len(), key_rank(path)));
+    let chosen = match candidates.as_slice() {
+        [] => bail!(
             "the checkpoint holds no dict of tensors (top level: {})",
             describe(&root)
         ),
-        1 => candidates.remove(0),
-        _ => {
-            let preferred = STATE_DICT_KEYS.iter().find_map(|key| {
-                candidates
-                    .iter()
-                    .position(|path| path.len() == 1 && path[0] == *key)
-            });
-            match preferred {
-                Some(index) => candidates.remove(index),
-                None => bail!(
-                    "several dicts of tensors, none under a usual state-dict key: {}",
-                    candidates
+        [(best, best_count), (second, second_count), ..]
+            if best_count == second_count
+                && best.len() == second.len()
+                && key_rank(best) == key_rank(second) =>
+        {
+            bail!(
+                "several dicts hold {best_count} tensors each and none is under a usual \
+                 state-dict key ({}): {}",
+                STATE_DICT_KEYS.join(", "),
+                {
+                    let mut names: Vec<String> = candidates
                         .iter()
-                        .map(|p| format!("`{}`", p.join(".")))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            }
+                        .map(|(p, _)| format!("`{}`", p.join(".")))
+                        .collect();
+                    names.sort();
+                    names.join(", ")
+                }
+            )
         }
+        [(best, _), ..] => best.clone(),
     };
     let mut object = root;
     for key in &chosen {
@@ -196,14 +204,18 @@ fn find_state_dict(root: Object) -> anyhow::Result<(Vec<String>, PickleDict)> {
     Ok((chosen, into_dict(object)?))
 }
 
-/// Pushes the key path of every dict (up to [`MAX_NESTING`] deep) that has a tensor value.
-fn collect_tensor_dicts(object: &Object, path: &mut Vec<String>, found: &mut Vec<Vec<String>>) {
+/// Pushes `(key path, tensor count)` for every dict, up to [`MAX_NESTING`] deep, with tensors.
+fn collect_tensor_dicts(
+    object: &Object,
+    path: &mut Vec<String>,
+    found: &mut Vec<(Vec<String>, usize)>,
+) {
     let Object::Dict(entries) = object else {
         return;
     };
-    if entries.iter().any(|(_, value)| is_tensor(value)) {
-        found.push(path.clone());
-        return;
+    let tensors = entries.iter().filter(|(_, value)| is_tensor(value)).count();
+    if tensors > 0 {
+        found.push((path.clone(), tensors));
     }
     if path.len() >= MAX_NESTING {
         return;

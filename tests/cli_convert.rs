@@ -99,6 +99,28 @@ fn finds_state_dict_nested_under_model_key() {
 }
 
 #[test]
+fn prefers_the_model_key_over_an_equally_large_dict_and_a_stray_tensor() {
+    let (converted, stdout) = convert("model_and_ema.pth");
+    assert_equals_expected(&converted);
+    assert!(stdout.contains("state dict under `model`"), "{stdout}");
+}
+
+#[test]
+fn ambiguous_state_dicts_are_an_error_listing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = detect(&[
+        &fixture("ambiguous.pth"),
+        &dir.path().join("out.safetensors"),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("ambiguous.pth") && stderr.contains("`student`, `teacher`"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn legacy_checkpoint_is_a_clear_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let output_path = dir.path().join("out.safetensors");
