@@ -137,6 +137,8 @@ pub fn subsample(x: &Tensor, stride: usize) -> Result<Tensor> {
         return Ok(x.clone());
     }
     let (_, _, h, w) = x.dims4()?;
+    // index_select needs a contiguous source (a narrowed view is not).
+    let x = x.contiguous()?;
     let rows = Tensor::arange_step(0u32, h as u32, stride as u32, x.device())?;
     let cols = Tensor::arange_step(0u32, w as u32, stride as u32, x.device())?;
     x.index_select(&rows, 2)?.index_select(&cols, 3)
