@@ -41,7 +41,7 @@ pub(crate) fn kernel(
                 let ptx = compile_ptx_with_opts(src, opts)
                     .map_err(|e| {
                         candle_core::Error::msg(format!(
-                            "heads::ops: NVRTC failed on {module}.cu: {e}"
+                            "heads::ops: NVRTC failed on {module}.cu: {e:?}"
                         ))
                     })?
                     .to_src();
