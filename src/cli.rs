@@ -24,6 +24,8 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         detect eval --annotations instances_val2017.json --results results.json\n  \
         detect eval --weights runs/shapes/model_final.safetensors --dataset shapes")]
+    // A results file needs only the annotations, not the images they describe.
+    #[command(mut_arg("annotations", |a| a.requires(clap::builder::Resettable::<clap::Id>::Reset)))]
     Eval(EvalArgs),
     /// Detect objects in images.
     #[command(after_help = "Examples:\n  \

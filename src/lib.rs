@@ -7,6 +7,7 @@
 //! (ops, RPN, RoI heads) and `datasets` (COCO, shapes, transforms, loader, evaluation).
 pub mod atomic_file;
 pub mod cli;
+pub mod eval;
 pub mod convert;
 pub mod draw;
 pub mod labels;
@@ -29,7 +30,7 @@ use cli::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(_) => not_implemented("train", 7),
-        Command::Eval(_) => not_implemented("eval", 5),
+        Command::Eval(args) => eval::run(args),
         Command::Predict(_) => not_implemented("predict", 6),
         Command::Info(args) => info::run(args),
         Command::Convert(args) => convert::run(&args),
