@@ -51,12 +51,12 @@ pub fn draw_detections(image: &mut RgbImage, detections: &[Detection], labels: &
     let mut order: Vec<&Detection> = detections.iter().collect();
     order.sort_by(|a, b| a.score.total_cmp(&b.score));
     for detection in &order {
-        if let Some(rect) = pixel_rect(detection.box_xyxy) {
+        if let Some(rect) = pixel_rect(detection.box_xyxy, image.width(), image.height()) {
             draw_outline(image, rect, style.thickness, class_colour(detection.label));
         }
     }
     for detection in &order {
-        if let Some(rect) = pixel_rect(detection.box_xyxy) {
+        if let Some(rect) = pixel_rect(detection.box_xyxy, image.width(), image.height()) {
             let text = format!(
                 "{} {:.2}",
                 labels.category(detection.label).name,
@@ -79,19 +79,22 @@ pub fn embedded_font() -> FontRef<'static> {
     FontRef::try_from_slice(dejavu::sans::regular()).expect("the embedded DejaVu font parses")
 }
 
-/// `[x1, y1, x2, y2]` in integer pixels (x2, y2 exclusive), or `None` for non-finite boxes.
-fn pixel_rect(box_xyxy: [f32; 4]) -> Option<[i64; 4]> {
+/// `[x1, y1, x2, y2]` in integer pixels (x2, y2 exclusive) clipped to the image, so a box that
+/// leaves the image keeps a visible outline at its border; `None` for non-finite boxes and
+/// boxes with nothing inside the image.
+fn pixel_rect(box_xyxy: [f32; 4], width: u32, height: u32) -> Option<[i64; 4]> {
     if box_xyxy.iter().any(|v| !v.is_finite()) {
         return None;
     }
-    // Clamp far outside the image before converting so huge values cannot overflow.
-    let r = box_xyxy.map(|v| v.clamp(-1e6, 1e6).round() as i64);
-    Some([
-        r[0].min(r[2]),
-        r[1].min(r[3]),
-        r[0].max(r[2]),
-        r[1].max(r[3]),
-    ])
+    let [x1, y1, x2, y2] = box_xyxy.map(|v| v.clamp(-1e6, 1e6).round() as i64);
+    let (width, height) = (width as i64, height as i64);
+    let rect = [
+        x1.min(x2).clamp(0, width),
+        y1.min(y2).clamp(0, height),
+        x1.max(x2).clamp(0, width),
+        y1.max(y2).clamp(0, height),
+    ];
+    (rect[2] > rect[0] && rect[3] > rect[1]).then_some(rect)
 }
 
 /// A `thickness`-pixel band along the inside of `rect`.

@@ -169,6 +169,11 @@ fn boxes_outside_the_image_or_not_finite_do_not_panic() {
         class_colour(200),
         "the huge box is clipped to the border"
     );
+    assert_eq!(
+        *image.get_pixel(63, 30),
+        class_colour(200),
+        "right edge drawn at the border"
+    );
 }
 
 #[test]
