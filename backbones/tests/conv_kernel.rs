@@ -1,4 +1,5 @@
-//! Our im2col convolution (`backbones::conv_kernel`) against candle's `conv2d` (forward and
+//! Our convolution (`backbones::conv_kernel`: im2col + gemm, and the direct kernel for groups
+//! of at most 16 input channels at 3x3; the cases cover both) against candle's `conv2d` (forward and
 //! autograd backward) and against finite differences.
 //!
 //! Tolerances: forward and backward vs candle <= 1e-5 relative (both f32, only the summation
@@ -24,15 +25,17 @@ type Case = (
     usize,
 );
 
-const CASES: [Case; 8] = [
+const CASES: [Case; 10] = [
     (2, 8, 9, 11, 12, 4, 3, 1, 1),
     (1, 16, 10, 13, 16, 16, 3, 2, 1), // depthwise, stride 2, mixed parity
     (1, 3, 17, 20, 8, 1, 7, 2, 3),    // the stem
     (2, 64, 12, 9, 64, 32, 3, 2, 1),  // ResNeXt 32 groups of 2
     (1, 6, 5, 7, 4, 2, 1, 1, 0),      // grouped 1x1
-    (1, 8, 50, 60, 8, 2, 3, 1, 1),    // several pixel tiles per group
+    (1, 8, 50, 60, 8, 2, 3, 1, 1),    // direct kernel, 4 channels per group
     (1, 16, 8, 9, 24, 1, 3, 1, 1),    // dense 3x3 (FPN output conv)
     (1, 4, 4, 4, 4, 1, 3, 2, 0),      // no padding
+    (1, 64, 9, 10, 32, 2, 3, 2, 1),   // 32 channels per group: im2col, stride 2
+    (1, 32, 40, 50, 16, 1, 3, 1, 1),  // im2col over several pixel tiles
 ];
 
 fn random(dims: &[usize]) -> Tensor {

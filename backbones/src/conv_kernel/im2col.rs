@@ -72,7 +72,7 @@ impl SyncPtr {
 }
 
 /// The valid `ox` range for kernel column `kx`: `0 <= ox * s + kx - pad < w`.
-fn valid_range(geo: &Geometry, kx: usize, w: usize, wo: usize) -> (usize, usize) {
+pub(super) fn valid_range(geo: &Geometry, kx: usize, w: usize, wo: usize) -> (usize, usize) {
     let (s, pad) = (geo.stride, geo.pad);
     let lo = if pad > kx { (pad - kx).div_ceil(s) } else { 0 };
     let hi = if w + pad > kx {

@@ -1,11 +1,14 @@
 //! Our CPU convolution: per (image, group, tile of output pixels) one im2col into a small
 //! buffer and one gemm writing straight into the output, all tiles in parallel; with a
 //! backward of the same shape (dW: gemm against the im2col tile; dX: gemm then col2im).
+//! Stride-1 convs with few input channels per group (ResNeXt's 3x3s) take a direct kernel
+//! instead (`direct`).
 //!
 //! Why: candle 0.11 runs a grouped conv as one conv per group, serially, then a `cat`
 //! (~6 GFLOP/s for ResNeXt's 3x3 layers on 2 cores, CANDLE_NOTES), and its conv backward fails
 //! for stride 2 when H and W have different parities. This op has neither problem, and skips
 //! dX when the input needs no gradient (frozen layers). f32 only.
+mod direct;
 mod im2col;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
@@ -82,6 +85,10 @@ impl CustomOp2 for Conv {
     ) -> Result<(CpuStorage, Shape)> {
         let geo = self.geo;
         let (x, w) = (slice(s1, l1, "input")?, slice(s2, l2, "weight")?);
+        let shape = Shape::from((geo.n, geo.cout, geo.ho, geo.wo));
+        if direct::prefer_direct(&geo) {
+            return Ok((CpuStorage::F32(direct::conv_direct(&geo, x, w)), shape));
+        }
         let (hw, kk, mg, slab) = (geo.hw_out(), geo.kk(), geo.mg(), geo.cg() * geo.h * geo.w);
         let mut out = vec![0f32; geo.n * geo.cout * hw]; // [N, Cout, Ho*Wo]
         let dst = SyncPtr(out.as_mut_ptr());
