@@ -151,8 +151,8 @@ fn main() -> Result<()> {
         .unwrap_or_default();
     let device_name = if cuda { "cuda" } else { "cpu" };
     let run = std::process::Command::new(&python)
+        .arg(&script)
         .args([
-            script,
             path.to_str().unwrap_or_default(),
             &threads.to_string(),
             device_name,
