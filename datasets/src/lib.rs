@@ -9,3 +9,4 @@ pub mod shapes;
 pub mod dataset;
 pub mod loader;
 pub mod sampler;
+pub mod batch;

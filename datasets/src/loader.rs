@@ -17,18 +17,15 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use candle_core::{Device, Tensor};
 use thiserror::Error;
 
+use crate::batch::{build_batch, Item};
+pub use crate::batch::{Batch, Targets};
 use crate::coco::{CategoryMap, ImageId, TargetOptions};
 use crate::dataset::Dataset;
 use crate::image::ImageError;
-use crate::rng::SplitMix64;
 use crate::sampler::{aspect_ratio_groups, epoch_order, grouped_batches, plain_batches};
-use crate::transforms::{
-    flip_boxes_horizontally, padded_size, resize_boxes, resize_normalize_into, resized_size,
-    TransformConfig,
-};
+use crate::transforms::TransformConfig;
 
 /// Loader settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,30 +69,6 @@ pub enum Mode {
     Eval,
 }
 
-/// The targets of one image, in resized pixels.
-#[derive(Debug, Clone)]
-pub struct Targets {
-    /// `[N, 4]` f32 xyxy boxes.
-    pub boxes: Tensor,
-    /// `[N]` u32 contiguous labels 1..K.
-    pub labels: Tensor,
-}
-
-/// One batch, ready for the model.
-#[derive(Debug, Clone)]
-pub struct Batch {
-    /// `[B, 3, H, W]` f32, normalised, zero-padded; `H`, `W` multiples of `size_divisible`.
-    pub images: Tensor,
-    /// Per image `(height, width)` after resizing (the valid region of `images`).
-    pub image_sizes: Vec<(usize, usize)>,
-    /// Per image `(height, width)` as decoded.
-    pub original_sizes: Vec<(usize, usize)>,
-    /// COCO image ids.
-    pub image_ids: Vec<ImageId>,
-    /// Per image boxes (resized pixels) and labels.
-    pub targets: Vec<Targets>,
-}
-
 /// Why a batch could not be produced.
 #[derive(Debug, Error)]
 pub enum LoaderError {
@@ -110,15 +83,6 @@ pub enum LoaderError {
     Tensor(#[from] candle_core::Error),
     #[error("a loader worker thread stopped unexpectedly")]
     WorkerStopped,
-}
-
-/// One image's record: position in the dataset and its targets in original pixels.
-#[derive(Debug, Clone)]
-struct Item {
-    record: usize,
-    image_id: ImageId,
-    boxes: Vec<[f32; 4]>,
-    labels: Vec<u32>,
 }
 
 /// Counts of what the targets left out (from the COCO rules) and of skipped images.
@@ -138,12 +102,12 @@ pub struct DataLoader {
     stats: TargetStats,
 }
 
-struct Shared {
-    dataset: Arc<Dataset>,
-    items: Vec<Item>,
-    transform: TransformConfig,
-    config: LoaderConfig,
-    mode: Mode,
+pub(crate) struct Shared {
+    pub(crate) dataset: Arc<Dataset>,
+    pub(crate) items: Vec<Item>,
+    pub(crate) transform: TransformConfig,
+    pub(crate) config: LoaderConfig,
+    pub(crate) mode: Mode,
 }
 
 impl DataLoader {
@@ -240,7 +204,7 @@ impl DataLoader {
 }
 
 /// What a job produced: a batch (None when every image was skipped) and skipped messages.
-type JobOutput = (Result<Option<Batch>, LoaderError>, Vec<String>);
+pub(crate) type JobOutput = (Result<Option<Batch>, LoaderError>, Vec<String>);
 /// A job's output tagged with its position in the epoch.
 type JobResult = (usize, Result<Option<Batch>, LoaderError>, Vec<String>);
 
@@ -409,106 +373,4 @@ impl Drop for EpochBatches {
             let _ = w.join();
         }
     }
-}
-
-/// Decodes and transforms one batch. Never panics on bad input.
-fn build_batch(
-    shared: &Shared,
-    members: &[usize],
-    epoch: u64,
-    job: usize,
-) -> JobOutput {
-    let (cfg, tf, dataset) = (&shared.config, &shared.transform, &shared.dataset);
-    let mut skipped = Vec::new();
-    let mut decoded = Vec::with_capacity(members.len());
-    for (slot, &i) in members.iter().enumerate() {
-        let item = &shared.items[i];
-        match dataset.load_image(item.record) {
-            Ok(image) => decoded.push((slot, item, image)),
-            Err(source) => {
-                let err = LoaderError::Image {
-                    image_id: item.image_id,
-                    record: item.record,
-                    source,
-                };
-                if !cfg.skip_bad_images {
-                    return (Err(err), skipped);
-                }
-                skipped.push(err.to_string());
-            }
-        }
-    }
-    if decoded.is_empty() {
-        return (Ok(None), skipped);
-    }
-    // Per-image augmentation, keyed by position so any worker draws the same.
-    let plans: Vec<(usize, bool, (usize, usize))> = decoded
-        .iter()
-        .map(|(slot, _, image)| {
-            let (min_size, flip) = match shared.mode {
-                Mode::Eval => (*tf.min_size.last().unwrap_or(&800), false),
-                Mode::Train => {
-                    let mut rng = SplitMix64::derive(cfg.seed, &[epoch, job as u64, *slot as u64]);
-                    let flip = rng.next_f64() < cfg.flip_probability;
-                    let choice = rng.below(tf.min_size.len().max(1));
-                    (*tf.min_size.get(choice).unwrap_or(&800), flip)
-                }
-            };
-            let size = resized_size(image.height, image.width, min_size, tf.max_size);
-            (min_size, flip, size)
-        })
-        .collect();
-    let sizes: Vec<(usize, usize)> = plans.iter().map(|p| p.2).collect();
-    let (ph, pw) = padded_size(&sizes, tf.size_divisible);
-    let per_image = 3 * ph * pw;
-    let mut buffer = vec![0f32; decoded.len() * per_image];
-    let mut original_sizes = Vec::with_capacity(decoded.len());
-    let mut image_ids = Vec::with_capacity(decoded.len());
-    let mut targets = Vec::with_capacity(decoded.len());
-    for (b, ((_, item, image), (_, flip, size))) in decoded.iter().zip(&plans).enumerate() {
-        let dst = &mut buffer[b * per_image..(b + 1) * per_image];
-        resize_normalize_into(
-            image,
-            *size,
-            *flip,
-            tf.image_mean,
-            tf.image_std,
-            dst,
-            (ph, pw),
-        );
-        let original = (image.height, image.width);
-        let boxes = if *flip {
-            flip_boxes_horizontally(&item.boxes, image.width)
-        } else {
-            item.boxes.clone()
-        };
-        let boxes = resize_boxes(&boxes, original, *size);
-        let n = boxes.len();
-        let flat: Vec<f32> = boxes.into_iter().flatten().collect();
-        let target = (|| -> candle_core::Result<Targets> {
-            Ok(Targets {
-                boxes: Tensor::from_vec(flat, (n, 4), &Device::Cpu)?, // [N, 4]
-                labels: Tensor::from_vec(item.labels.clone(), n, &Device::Cpu)?, // [N]
-            })
-        })();
-        match target {
-            Ok(t) => targets.push(t),
-            Err(e) => return (Err(e.into()), skipped),
-        }
-        original_sizes.push(original);
-        image_ids.push(item.image_id);
-    }
-    // [B, 3, H, W]
-    let images = match Tensor::from_vec(buffer, (decoded.len(), 3, ph, pw), &Device::Cpu) {
-        Ok(images) => images,
-        Err(e) => return (Err(e.into()), skipped),
-    };
-    let batch = Batch {
-        images,
-        image_sizes: sizes,
-        original_sizes,
-        image_ids,
-        targets,
-    };
-    (Ok(Some(batch)), skipped)
 }

@@ -1,7 +1,7 @@
 //! Which images go into which batch, per epoch: a seeded shuffle, then torchvision's
 //! aspect-ratio grouping (`references/detection/group_by_aspect_ratio.py`).
 //!
-//! Grouping: images are binned by `width / height` with bin edges `2^linspace(-1, 1, 2k + 1)`
+//! Grouping: images are binned by `height / width` (torchvision's aspect ratio) with bin edges `2^linspace(-1, 1, 2k + 1)`
 //! (k = the group factor; torchvision's default is 3, giving 8 groups), `group =
 //! bisect_right(edges, ratio)`. Walking the shuffled order, each group fills its own buffer and a
 //! batch is emitted when a buffer holds `batch_size` images. The epoch has `N / batch_size`
@@ -9,7 +9,7 @@
 //! repeating their group's images in epoch order (torchvision's `GroupedBatchSampler`).
 use crate::rng::SplitMix64;
 
-/// Upper bin edges for `width / height` ratios with group factor `k` (`[1.0]` when `k == 0`).
+/// Upper bin edges for `height / width` ratios with group factor `k` (`[1.0]` when `k == 0`).
 pub fn aspect_ratio_bins(k: usize) -> Vec<f64> {
     if k == 0 {
         return vec![1.0];
@@ -27,13 +27,14 @@ pub fn aspect_ratio_bins(k: usize) -> Vec<f64> {
         .collect()
 }
 
-/// The group of each image: the number of bin edges `<= width / height` (`bisect_right`).
+/// The group of each image given as `(width, height)`: the number of bin edges
+/// `<= height / width` (`bisect_right`, as torchvision's `_quantize`).
 pub fn aspect_ratio_groups(sizes: &[(u32, u32)], k: usize) -> Vec<usize> {
     let bins = aspect_ratio_bins(k);
     sizes
         .iter()
         .map(|&(w, h)| {
-            let r = w as f64 / h.max(1) as f64;
+            let r = h as f64 / w.max(1) as f64;
             bins.partition_point(|&b| b <= r)
         })
         .collect()
@@ -108,12 +109,13 @@ mod tests {
         let bins = aspect_ratio_bins(3);
         assert_eq!(bins.len(), 7);
         assert_eq!((bins[0], bins[3], bins[6]), (0.5, 1.0, 2.0));
-        // Portrait 480x640 (0.75) and landscape 640x480 (1.33) fall in different groups;
-        // a square image sits right of the 1.0 edge.
-        assert_eq!(
-            aspect_ratio_groups(&[(480, 640), (640, 480), (10, 10)], 3),
-            [3, 5, 4]
-        );
+        // numpy: (2 ** np.linspace(-1, 1, 7)).tolist()
+        assert!((bins[2] - 0.7937005259840997).abs() < 1e-15);
+        assert!((bins[4] - 1.2599210498948732).abs() < 1e-15);
+        // Portrait 480x640 (h/w 1.33) and landscape 640x480 (0.75) fall in different groups;
+        // a square image sits right of the 1.0 edge (bisect_right), as in Python.
+        let groups = aspect_ratio_groups(&[(480, 640), (640, 480), (10, 10)], 3);
+        assert_eq!(groups, [5, 2, 4]);
     }
 
     #[test]
