@@ -190,3 +190,114 @@ fn write_atomic_replaces_whole_files() -> anyhow::Result<()> {
     assert_eq!(std::fs::read_dir(dir.path())?.count(), 1);
     Ok(())
 }
+
+/// The child half of `killed_writer_process_leaves_a_loadable_checkpoint`: saves ever newer
+/// checkpoints (16 MB each, every value = the iteration) until it is killed.
+fn write_until_killed(dir: &str, start: u64) -> ! {
+    let saver = Checkpointer::new(dir, 2);
+    for iteration in start.. {
+        let filled = Tensor::full(iteration as f32, 4 << 20, &Device::Cpu).unwrap();
+        let ckpt = Checkpoint {
+            iteration,
+            model: BTreeMap::from([("w".to_string(), filled.clone())]),
+            momentum: BTreeMap::from([("w".to_string(), filled)]),
+            rng_state: json!(iteration),
+            config: json!({}),
+        };
+        saver.save(&ckpt).unwrap();
+    }
+    unreachable!()
+}
+
+/// A real crash: a child process writing checkpoints is SIGKILLed at arbitrary moments; each
+/// time, `last_checkpoint` names a complete checkpoint whose contents are all of one iteration.
+#[test]
+fn killed_writer_process_leaves_a_loadable_checkpoint() -> anyhow::Result<()> {
+    const CHILD_DIR: &str = "DETECT_TEST_CHECKPOINT_CHILD_DIR";
+    if let Ok(dir) = std::env::var(CHILD_DIR) {
+        write_until_killed(&dir, std::env::var("DETECT_TEST_START")?.parse()?);
+    }
+    let dir = tempfile::tempdir()?;
+    let saver = Checkpointer::new(dir.path(), 2);
+    let mut start = 1;
+    for delay_ms in [
+        None,
+        Some(5),
+        None,
+        Some(37),
+        None,
+        Some(111),
+        None,
+        Some(250),
+    ] {
+        let mut child = std::process::Command::new(std::env::current_exe()?)
+            .args([
+                "--exact",
+                "checkpoint::tests::killed_writer_process_leaves_a_loadable_checkpoint",
+            ])
+            .env(CHILD_DIR, dir.path())
+            .env("DETECT_TEST_START", start.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        // Wait for this child's first checkpoint, then kill it a little later, mid-write.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let last_iteration = || -> anyhow::Result<u64> {
+            let name = saver
+                .last()?
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+            Ok(name
+                .and_then(|n| {
+                    n.strip_prefix("model_")?
+                        .strip_suffix(".safetensors")?
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or(0))
+        };
+        while last_iteration()? < start {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child wrote no checkpoint"
+            );
+            assert!(child.try_wait()?.is_none(), "the child exited early");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        match delay_ms {
+            Some(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
+            // Kill while this child's temporary file exists: mid-write or before the rename.
+            None => {
+                let tmp = format!(".tmp-{}", child.id());
+                while !std::fs::read_dir(dir.path())?
+                    .any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(&tmp)))
+                {
+                    assert!(child.try_wait()?.is_none(), "the child exited early");
+                }
+            }
+        }
+        child.kill()?; // SIGKILL: no destructor, no cleanup
+        child.wait()?;
+        let ckpt = saver
+            .load_last(&Device::Cpu)?
+            .expect("last_checkpoint exists");
+        for t in ckpt.model.values().chain(ckpt.momentum.values()) {
+            let (lo, hi) = (
+                t.min_all()?.to_scalar::<f32>()?,
+                t.max_all()?.to_scalar::<f32>()?,
+            );
+            assert_eq!((lo, hi), (ckpt.iteration as f32, ckpt.iteration as f32));
+        }
+        assert_eq!(ckpt.rng_state, json!(ckpt.iteration));
+        start = ckpt.iteration + 1;
+    }
+    // The four kills aimed at a write leave partial temporaries (>= 2: a rename may slip in
+    // between seeing the temporary and the kill).
+    let torn = std::fs::read_dir(dir.path())?
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        })
+        .count();
+    assert!(torn >= 2, "only {torn} of 8 kills interrupted a write");
+    Ok(())
+}
