@@ -58,6 +58,15 @@ pub struct DatasetArgs {
     /// Turn unreadable images into counted warnings instead of errors.
     #[arg(long)]
     pub skip_bad_images: bool,
+    /// `shapes` only: images in the training split.
+    #[arg(long, value_name = "N")]
+    pub shapes_train_images: Option<usize>,
+    /// `shapes` only: images in the validation split.
+    #[arg(long, value_name = "N")]
+    pub shapes_val_images: Option<usize>,
+    /// `shapes` only: image side in pixels.
+    #[arg(long, value_name = "PIXELS")]
+    pub shapes_image_size: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +118,12 @@ pub struct TrainArgs {
     /// Output folder (default `runs/<dataset>-<backbone>-<time>`).
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Write a checkpoint every N iterations (default: a fifth of the run, at most 5000).
+    #[arg(long, value_name = "N")]
+    pub checkpoint_period: Option<usize>,
+    /// Log the losses to metrics.jsonl every N iterations.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub log_period: usize,
     /// Continue from the output folder's `last_checkpoint`.
     #[arg(long, requires = "output")]
     pub resume: bool,

@@ -2,15 +2,13 @@
 //! (loader → losses → backward → SGD), logging to `metrics.jsonl`, checkpointing atomically,
 //! evaluating periodically, and writing `model_final.safetensors`.
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{bail, Context};
 use candle_core::{DType, Device, Tensor};
 use datasets::coco::CategoryMap;
 use datasets::dataset::{Dataset, DatasetSpec};
-use datasets::loader::{DataLoader, LoaderConfig, Mode};
 use datasets::rng::SplitMix64;
 use datasets::shapes::Split;
 use heads::roi_heads::Target;
@@ -114,8 +112,11 @@ impl TrainOptions {
             min_size: args.min_size,
             max_size: args.max_size,
             eval_period: args.eval_period.unwrap_or(0) as u64,
-            checkpoint_period: (max_iter / 5).clamp(1, 5000),
-            log_period: 20,
+            checkpoint_period: match args.checkpoint_period {
+                Some(p) => (p as u64).max(1),
+                None => (max_iter / 5).clamp(1, 5000),
+            },
+            log_period: (args.log_period as u64).max(1),
             output,
             resume: args.resume,
             skip_bad_images: args.data.skip_bad_images,
@@ -125,14 +126,37 @@ impl TrainOptions {
 
 /// The dataset named on the command line, if any.
 pub fn dataset_spec(args: &DatasetArgs) -> anyhow::Result<Option<DatasetSpec>> {
-    Ok(match (&args.dataset, &args.annotations, &args.images) {
+    let shapes_knobs = [
+        args.shapes_train_images,
+        args.shapes_val_images,
+        args.shapes_image_size,
+    ];
+    let spec = match (&args.dataset, &args.annotations, &args.images) {
         (Some(name), _, _) => Some(DatasetSpec::from_name(name)?),
         (None, Some(a), Some(i)) => Some(DatasetSpec::Files {
             annotations: a.clone(),
             images: i.clone(),
         }),
         _ => None,
-    })
+    };
+    match spec {
+        Some(DatasetSpec::Shapes(mut c)) => {
+            c.num_train = args.shapes_train_images.unwrap_or(c.num_train);
+            c.num_val = args.shapes_val_images.unwrap_or(c.num_val);
+            c.image_size = args.shapes_image_size.unwrap_or(c.image_size);
+            if c.num_train == 0 || c.num_val == 0 || c.image_size < 32 {
+                bail!("shapes: need at least one image per split and images of at least 32 px");
+            }
+            Ok(Some(DatasetSpec::Shapes(c)))
+        }
+        other if shapes_knobs.iter().any(Option::is_some) => {
+            bail!(
+                "--shapes-* options apply to `--dataset shapes` only, not to {}",
+                other.map_or("this dataset".into(), |s| format!("`{}`", s.name()))
+            )
+        }
+        other => Ok(other),
+    }
 }
 
 /// `cpu`, `cuda` or `cuda:N`.
@@ -204,7 +228,7 @@ pub fn build_model(
 }
 
 /// One optimisation step; returns the loss values.
-fn step(
+pub fn step(
     model: &FasterRcnn,
     sgd: &mut Sgd,
     batch: &datasets::loader::Batch,
@@ -246,67 +270,38 @@ pub fn detector_config(options: &TrainOptions, map: &CategoryMap) -> anyhow::Res
     Ok(config)
 }
 
-/// A quick training loop without checkpoints (used while the full loop lands).
-pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
-    let train_set = open_split(&options.dataset, Split::Train)?;
-    let map = train_set.coco.category_map();
-    let config = detector_config(options, &map)?;
-    let (model, params) = build_model(&config, HashMap::new(), options.seed, &options.device)?;
-    let mut sgd = Sgd::new(params.trainable(), options.solver.momentum, options.solver.weight_decay)?;
-    let loader = DataLoader::new(
-        train_set.clone(),
-        &map,
-        config.transform.clone(),
-        LoaderConfig {
-            batch_size: options.batch_size,
-            seed: options.seed,
-            skip_bad_images: options.skip_bad_images,
-            ..LoaderConfig::default()
-        },
-        Mode::Train,
-    );
-    let mut iteration = 0u64;
-    let mut epoch = 0u64;
-    let start = Instant::now();
-    'outer: loop {
-        for batch in loader.epoch(epoch) {
-            if iteration >= options.solver.max_iter {
-                break 'outer;
-            }
-            let batch = batch?;
-            let values = step(&model, &mut sgd, &batch, options, iteration)?;
-            iteration += 1;
-            if iteration % options.log_period == 0 {
-                let total: f64 = values.iter().map(|v| v.1).sum();
-                eprintln!(
-                    "it {iteration} loss {total:.4} {values:?} lr {:.5} {:.3}s/it",
-                    options.solver.lr_at(iteration - 1),
-                    start.elapsed().as_secs_f64() / iteration as f64
-                );
-            }
-        }
-        epoch += 1;
-    }
-    let val = open_split(&options.dataset, Split::Val)?;
-    let out = crate::inference::evaluate(
-        &model,
-        &crate::inference::EvalPass {
-            dataset: val,
-            categories: &map,
-            transform: config.transform.clone(),
-            batch_size: options.batch_size,
-            skip_bad_images: options.skip_bad_images,
-            device: &options.device,
-        },
-        |_, _| {},
-    )?;
-    print!("{}", out.metrics.summary());
-    let _ = Path::new(&options.output);
-    Ok(())
-}
-
 /// `detect train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let options = TrainOptions::from_args(&args)?;
-    train(&options)
+    crate::train_loop::train(&options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_loss_error_names_iteration_and_every_component() {
+        let values = [("loss_objectness", 0.5), ("loss_classifier", f64::NAN), ("loss_box_reg", f64::INFINITY)];
+        let message = check_finite(17, &values).unwrap_err().to_string();
+        assert!(message.contains("iteration 17"), "{message}");
+        for part in ["loss_objectness = 0.5", "loss_classifier = NaN", "loss_box_reg = inf"] {
+            assert!(message.contains(part), "{part} missing from {message}");
+        }
+        assert!(check_finite(3, &values[..1]).is_ok());
+    }
+
+    #[test]
+    fn sampler_seed_depends_on_run_seed_and_iteration_only() {
+        assert_eq!(iteration_seed(1, 5), iteration_seed(1, 5));
+        assert_ne!(iteration_seed(1, 5), iteration_seed(1, 6));
+        assert_ne!(iteration_seed(1, 5), iteration_seed(2, 5));
+    }
+
+    #[test]
+    fn devices_parse_or_explain() {
+        assert!(matches!(parse_device("cpu"), Ok(Device::Cpu)));
+        let err = parse_device("tpu").unwrap_err().to_string();
+        assert!(err.contains("expected `cpu`, `cuda` or `cuda:N`"), "{err}");
+    }
 }
