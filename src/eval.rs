@@ -13,12 +13,7 @@ use crate::cli::EvalArgs;
 /// Runs `detect eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(weights) = &args.weights {
-        bail!(
-            "`detect eval --weights {}` (running a model over a dataset) is not implemented yet \
-             (tracked in issue 6)\nhint: write detections with `detect predict --json` and evaluate \
-             them with `detect eval --annotations GT.json --results RESULTS.json`",
-            weights.display()
-        );
+        return crate::eval_model::run(&args, weights);
     }
     let Some(results) = &args.results else {
         bail!("`detect eval` needs --results RESULTS.json (a COCO results file)\nhint: detect eval --annotations instances_val2017.json --results results.json");

@@ -25,8 +25,10 @@ pub struct EvalOutput {
 /// Options of one evaluation pass.
 pub struct EvalPass<'a> {
     pub dataset: Arc<Dataset>,
-    /// Model label → COCO category id.
-    pub categories: &'a CategoryMap,
+    /// Target rules (crowd, labels) of the loader: the dataset's own category map.
+    pub dataset_categories: &'a CategoryMap,
+    /// Model label → the dataset's category id (None: not a category of the dataset).
+    pub category_of_label: &'a dyn Fn(u32) -> Option<u64>,
     pub transform: TransformConfig,
     pub batch_size: usize,
     pub skip_bad_images: bool,
@@ -42,7 +44,7 @@ pub fn evaluate(
 ) -> anyhow::Result<EvalOutput> {
     let loader = DataLoader::new(
         pass.dataset.clone(),
-        pass.categories,
+        pass.dataset_categories,
         pass.transform.clone(),
         LoaderConfig {
             batch_size: pass.batch_size.max(1),
@@ -62,7 +64,7 @@ pub fn evaluate(
             .detect(&images, &batch.image_sizes, &batch.original_sizes)
             .context("running the detector")?;
         for (image_id, d) in batch.image_ids.iter().zip(&per_image) {
-            detections.extend(to_coco(*image_id, d, pass.categories)?);
+            detections.extend(to_coco(*image_id, d, pass.category_of_label)?);
         }
         done += 1;
         on_batch(done, total);
@@ -77,11 +79,12 @@ pub fn evaluate(
     })
 }
 
-/// One image's detections as COCO results (labels mapped to category ids).
+/// One image's detections as COCO results (labels mapped to category ids; detections whose
+/// label is no category of the dataset are left out).
 pub fn to_coco(
     image_id: u64,
     d: &Detections,
-    categories: &CategoryMap,
+    category_of_label: &dyn Fn(u32) -> Option<u64>,
 ) -> anyhow::Result<Vec<Detection>> {
     let boxes = d.boxes.to_vec2::<f32>()?;
     let scores = d.scores.to_vec1::<f32>()?;
@@ -89,8 +92,14 @@ pub fn to_coco(
     Ok(boxes
         .iter()
         .zip(scores.iter().zip(&labels))
-        .filter_map(|(b, (&s, &l))| {
-            Detection::from_xyxy(image_id, [b[0], b[1], b[2], b[3]], s, l, categories)
+        .filter_map(|(b, (&score, &label))| {
+            let [x1, y1, x2, y2] = [b[0], b[1], b[2], b[3]].map(f64::from);
+            Some(Detection {
+                image_id,
+                category_id: category_of_label(label)?,
+                bbox: [x1, y1, x2 - x1, y2 - y1],
+                score: f64::from(score),
+            })
         })
         .collect())
 }

@@ -8,35 +8,38 @@
 pub mod atomic_file;
 pub mod cli;
 pub mod eval;
-pub mod convert;
-pub mod draw;
-pub mod labels;
-pub mod predict_output;
-pub mod pth;
-pub mod results;
-pub mod weights_discovery;
+pub mod eval_model;
 pub mod info;
+pub mod config;
+pub mod model;
+pub mod inference;
+pub mod train;
+pub mod train_loop;
 pub mod checkpoint;
 pub mod metrics;
 pub mod params;
 pub mod plot;
 pub mod progress;
 pub mod solver;
+pub mod convert;
+pub mod draw;
+pub mod labels;
+pub mod load;
+pub mod predict;
+pub mod predict_output;
+pub mod pth;
+pub mod results;
+pub mod weights_discovery;
 
-use anyhow::bail;
 use cli::{Cli, Command};
 
 /// Runs one parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Train(_) => not_implemented("train", 7),
+        Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
-        Command::Predict(_) => not_implemented("predict", 6),
+        Command::Predict(args) => predict::run(args),
         Command::Info(args) => info::run(args),
         Command::Convert(args) => convert::run(&args),
     }
-}
-
-fn not_implemented(command: &str, issue: u32) -> anyhow::Result<()> {
-    bail!("`detect {command}` is not implemented yet (tracked in issue {issue})")
 }

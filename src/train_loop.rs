@@ -259,7 +259,8 @@ fn run_eval(
         model,
         &EvalPass {
             dataset: val,
-            categories: map,
+            dataset_categories: map,
+            category_of_label: &|label| map.category_id(label),
             transform: detector.transform.clone(),
             batch_size: options.batch_size,
             skip_bad_images: options.skip_bad_images,

@@ -144,3 +144,46 @@ fn coco_without_data_says_where_it_looked() {
     assert!(stderr.contains("nowhere"), "{stderr}");
     assert!(stderr.contains("DETECT_DATASETS"), "{stderr}");
 }
+
+#[test]
+fn eval_of_the_final_model_reproduces_the_training_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    assert_ok(&tiny_train(&out, &["--iters", "3"]));
+    let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let last_eval = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .rfind(|v| v["type"] == "eval")
+        .expect("an evaluation line");
+    let metrics = dir.path().join("metrics.json");
+    let model = out.join("model_final.safetensors");
+    let result = detect(
+        &[
+            "eval",
+            "--weights",
+            model.to_str().unwrap(),
+            "--dataset",
+            "shapes",
+            "--shapes-val-images",
+            "4",
+            "--shapes-image-size",
+            "64",
+            "--output-json",
+            metrics.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_ok(&result);
+    let got: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&metrics).unwrap()).unwrap();
+    for key in ["AP", "AP50", "AP75", "AR1", "AR10", "AR100"] {
+        assert_eq!(got[key], last_eval["metrics"][key], "{key}");
+    }
+    assert!(got["per_category"]["circle"].is_number());
+    let results: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("metrics.results.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(!results.is_empty(), "the results file holds the detections");
+}
