@@ -72,7 +72,6 @@ pub fn load_detector(
     load_torchvision_weights(weights, device, |num_classes| {
         DetectorConfig::from_backbone_name(name, num_classes)
     })
-    .with_context(|| format!("loading `{}` as a {name} Faster R-CNN", weights.display()))
 }
 
 /// torchvision-layout weights with the config `base_config(num_classes)` (`num_classes` read
@@ -90,8 +89,9 @@ pub fn load_torchvision_weights(
     if num_classes == COCO_TORCHVISION_NUM_CLASSES {
         config.backbone.body.bn_eps = 0.0;
     }
+    let hint = "check that --backbone names the architecture these weights were trained with";
     Ok(LoadedDetector {
-        model: build_checked(&config, map, weights, device)?,
+        model: build_checked(&config, map, weights, device, hint)?,
         labels: LabelMap::for_num_classes(num_classes),
         source: WeightsSource::Torchvision,
     })
@@ -133,7 +133,13 @@ fn load_trained_model(
     };
     let map = read_weight_map(weights, device)?;
     Ok(LoadedDetector {
-        model: build_checked(&detector, map, weights, device)?,
+        model: build_checked(
+            &detector,
+            map,
+            weights,
+            device,
+            "check that the file was written by `detect train`",
+        )?,
         labels,
         source: WeightsSource::TrainedModel,
     })
@@ -188,24 +194,25 @@ pub fn num_classes_of(map: &WeightMap, path: &Path) -> anyhow::Result<usize> {
     }
 }
 
-/// Builds the model from `map`, every key checked (shape and use).
+/// Builds the model from `map`, every key checked (shape and use); `hint` ends a mismatch
+/// error.
 fn build_checked(
     config: &DetectorConfig,
     map: WeightMap,
     path: &Path,
     device: &Device,
+    hint: &str,
 ) -> anyhow::Result<FasterRcnn> {
     let checked = CheckedWeights::new(map, &[]);
-    let model = FasterRcnn::new(config, checked.var_builder(DType::F32, device))
-        .map_err(crate::pth::without_backtrace)
-        .with_context(|| {
-            format!(
-                "the weights in `{}` do not fit a {} Faster R-CNN with {} classes",
-                path.display(),
-                config.backbone_name,
-                config.num_classes
-            )
-        })?;
+    let model = FasterRcnn::new(config, checked.var_builder(DType::F32, device)).map_err(|e| {
+        anyhow::anyhow!(
+            "the weights in `{}` do not fit a {} Faster R-CNN with {} classes: {}\nhint: {hint}",
+            path.display(),
+            config.backbone_name,
+            config.num_classes,
+            crate::pth::without_backtrace(e)
+        )
+    })?;
     let unused = checked.unused_keys();
     if !unused.is_empty() {
         let mut listed: Vec<&str> = unused
@@ -218,7 +225,7 @@ fn build_checked(
         }
         bail!(
             "`{}` has {} tensors a {} Faster R-CNN does not use: {}\n\
-             hint: check --backbone, or that the file is a Faster R-CNN (not Mask/Keypoint R-CNN)",
+             hint: {hint}, and that the file is a Faster R-CNN (not Mask/Keypoint R-CNN)",
             path.display(),
             unused.len(),
             config.backbone_name,

@@ -155,6 +155,26 @@ fn loader_reads_torchvision_layout_in_both_spellings_and_formats() {
 }
 
 #[test]
+fn loader_rejects_unused_keys_and_lists_them() {
+    let mut tensors =
+        candle_core::safetensors::load(format!("{FIXTURE}/weights.safetensors"), &Device::Cpu)
+            .unwrap();
+    let extra = Tensor::zeros((4, 4), DType::F32, &Device::Cpu).unwrap();
+    tensors.insert("roi_heads.mask_head.mask_fcn1.weight".into(), extra);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mask.safetensors");
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+    let message = load_torchvision_weights(&path, &Device::Cpu, |n| Ok(tiny_config(n)))
+        .err()
+        .expect("an unused key is an error")
+        .to_string();
+    assert!(
+        message.contains("roi_heads.mask_head.mask_fcn1.weight") && message.contains("hint:"),
+        "{message}"
+    );
+}
+
+#[test]
 fn transform_sizes_match_torchvision() {
     let fx = Fixture::load();
     let (batch, resized, originals) = transformed_batch(&fx, &tiny_config(91).transform);
