@@ -99,22 +99,22 @@ impl Bottleneck {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = match self.form {
             BlockForm::Grouped => self.forward_grouped(x)?,
-            BlockForm::ConcatThenConv => self.forward_concat(x)?,
-            BlockForm::SumOfPaths => self.forward_sum(x)?,
-        };
-        let y = self.bn3.forward(&y)?; // [N, Cout, Ho, Wo]
+            BlockForm::ConcatThenConv => self.bn3.forward(&self.forward_concat(x)?)?,
+            BlockForm::SumOfPaths => self.bn3.forward(&self.forward_sum(x)?)?,
+        }; // [N, Cout, Ho, Wo]
         let shortcut = match &self.downsample {
-            Some((conv, bn)) => bn.forward(&conv.forward(x)?)?,
+            Some((conv, bn)) => bn.forward_after(conv, x)?,
             None => x.clone(),
         };
         (y + shortcut)?.relu()
     }
 
-    /// conv3(relu(bn2(conv2(relu(bn1(conv1(x))))))) with conv2 grouped: form (c).
+    /// bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) with conv2 grouped: form (c), each
+    /// BN folded into its conv.
     fn forward_grouped(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.bn1.forward(&self.conv1.forward(x)?)?.relu()?; // [N, width, H, W]
-        let y = self.bn2.forward(&self.conv2.forward(&y)?)?.relu()?; // [N, width, Ho, Wo]
-        self.conv3.forward(&y)
+        let y = self.bn1.forward_after(&self.conv1, x)?.relu()?; // [N, width, H, W]
+        let y = self.bn2.forward_after(&self.conv2, &y)?.relu()?; // [N, width, Ho, Wo]
+        self.bn3.forward_after(&self.conv3, &y)
     }
 
     /// Path `g` up to its 3x3 output: `[N, d, Ho, Wo]` with `d = width / C`.

@@ -2,6 +2,8 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
+use crate::conv::{conv2d, Conv2d};
+
 /// `y = (x - running_mean) / sqrt(running_var + eps) * weight + bias`, folded once at load
 /// time into `y = x * scale + shift` (torchvision folds it the same way in `forward`).
 ///
@@ -36,6 +38,21 @@ impl FrozenBatchNorm2d {
             scale: self.scale.narrow(1, start, len)?,
             shift: self.shift.narrow(1, start, len)?,
         })
+    }
+
+    /// `self.forward(conv.forward(x))` for a bias-free conv, computed as one conv: the scale
+    /// is folded into the conv's weights (`w[co] * scale[co]`, on every call so trained weights
+    /// stay current; gradients flow to `w` through the product) and the shift becomes its bias.
+    /// Saves a full pass over the output.
+    ///
+    /// # Shapes
+    /// `x: [N, Cin, H, W]` -> `[N, Cout, Ho, Wo]` (as `conv.forward`)
+    pub fn forward_after(&self, conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
+        let cout = self.scale.dim(1)?;
+        let w = conv
+            .weight()
+            .broadcast_mul(&self.scale.reshape((cout, 1, 1, 1))?)?; // [Cout, Cin/G, k, k]
+        conv2d(x, &w, conv.config())?.broadcast_add(&self.shift)
     }
 
     /// # Shapes

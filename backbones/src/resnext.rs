@@ -76,7 +76,7 @@ impl ResNext {
     /// # Shapes
     /// `x: [N, 3, H, W]` -> `[N, 64, H4, W4]` with `H2 = (H - 1) / 2 + 1`, `H4 = (H2 - 1) / 2 + 1`
     pub fn forward_stem(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.bn1.forward(&self.conv1.forward(x)?)?.relu()?; // [N, 64, H2, W2]
+        let y = self.bn1.forward_after(&self.conv1, x)?.relu()?; // [N, 64, H2, W2]
         max_pool_3x3_s2_p1(&y)
     }
 
