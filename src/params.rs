@@ -49,6 +49,11 @@ pub enum ParamsError {
     },
     #[error("weight `{name}` is not in the loaded file (hint: the file may be for another architecture; check --backbone)")]
     Missing { name: String },
+    #[error(
+        "frozen weight `{name}` differs from the value being assigned; frozen weights are fixed \
+         when the model is built (hint: build the parameter store from these weights)"
+    )]
+    FrozenDiffers { name: String },
     #[error("weight `{name}` was requested without a shape and is not in the loaded file")]
     MissingUnchecked { name: String },
     #[error("initialising `{name}` from {init:?}: {reason}")]
@@ -158,31 +163,37 @@ impl Params {
         self.lock().initialised.iter().cloned().collect()
     }
 
-    /// Overwrites the values of already-created weights with `tensors` (resuming from a
-    /// checkpoint after the model was built). Returns the names of weights the map lacked.
+    /// Overwrites the trainable weights in place with `tensors` (the model sees the new values:
+    /// a `Var` shares its storage with the model's handle), and checks that every frozen weight
+    /// already equals its entry (a frozen weight is a plain tensor the model holds, which cannot
+    /// be changed after the model is built; to load different frozen values, build the store
+    /// from them, e.g. `Params::new(checkpoint weights, ..).require_loaded()`). Returns the
+    /// names of weights `tensors` lacks.
     pub fn assign(&self, tensors: &HashMap<String, Tensor>) -> candle_core::Result<Vec<String>> {
-        let mut store = self.lock();
+        let store = self.lock();
         let mut missing = Vec::new();
-        let names: Vec<String> = store.trainable.keys().cloned().collect();
-        for name in names {
-            let Some(src) = tensors.get(&name) else {
-                missing.push(name);
+        for (name, var) in &store.trainable {
+            let Some(src) = tensors.get(name) else {
+                missing.push(name.clone());
                 continue;
             };
-            let var = &store.trainable[&name];
-            check_shape(&name, var.dims(), src.dims())?;
-            var.set(&src.to_dtype(var.dtype())?.to_device(var.device())?)?;
+            check_shape(name, var.dims(), src.dims())?;
+            // `copy`: the source may share storage with this very Var.
+            var.set(&src.to_dtype(var.dtype())?.to_device(var.device())?.copy()?)?;
         }
-        let frozen: Vec<String> = store.frozen.keys().cloned().collect();
-        for name in frozen {
-            let Some(src) = tensors.get(&name) else {
-                missing.push(name);
+        for (name, old) in &store.frozen {
+            let Some(src) = tensors.get(name) else {
+                missing.push(name.clone());
                 continue;
             };
-            let old = &store.frozen[&name];
-            check_shape(&name, old.dims(), src.dims())?;
-            let new = src.to_dtype(old.dtype())?.to_device(old.device())?;
-            store.frozen.insert(name, new);
+            check_shape(name, old.dims(), src.dims())?;
+            let src = src.to_dtype(old.dtype())?.to_device(old.device())?;
+            let differs = old.ne(&src)?.to_dtype(candle_core::DType::F32)?.sum_all()?;
+            if differs.to_scalar::<f32>()? > 0.0 {
+                return Err(candle_core::Error::wrap(ParamsError::FrozenDiffers {
+                    name: name.clone(),
+                }));
+            }
         }
         missing.sort();
         Ok(missing)

@@ -177,15 +177,15 @@ fn kaiming_uniform_matches_torch_bound_and_spread() -> anyhow::Result<()> {
 }
 
 #[test]
-fn assign_overwrites_trainable_and_frozen_and_reports_missing() -> anyhow::Result<()> {
+fn assign_overwrites_trainable_checks_frozen_and_reports_missing() -> anyhow::Result<()> {
     let params = Params::new(HashMap::new(), frozen_if_layer0, 0);
     let vb = params.var_builder(DType::F32, &cpu());
     let w = vb.get_with_hints(2, "layer1.w", Init::Const(0.0))?;
-    vb.get_with_hints(2, "layer0.f", Init::Const(0.0))?;
+    vb.get_with_hints(2, "layer0.f", Init::Const(3.0))?;
     vb.get_with_hints(2, "layer1.other", Init::Const(0.0))?;
-    let new: HashMap<String, Tensor> = [
+    let mut new: HashMap<String, Tensor> = [
         ("layer1.w".to_string(), Tensor::new(&[1f32, 2.], &cpu())?),
-        ("layer0.f".to_string(), Tensor::new(&[3f32, 4.], &cpu())?),
+        ("layer0.f".to_string(), Tensor::new(&[3f32, 3.], &cpu())?),
     ]
     .into_iter()
     .collect();
@@ -193,10 +193,12 @@ fn assign_overwrites_trainable_and_frozen_and_reports_missing() -> anyhow::Resul
     assert_eq!(missing, ["layer1.other"]);
     // The model's own handle sees the new value (same storage as the Var).
     assert_eq!(w.to_vec1::<f32>()?, [1.0, 2.0]);
-    assert_eq!(
-        params.state_dict()["layer0.f"].to_vec1::<f32>()?,
-        [3.0, 4.0]
-    );
+    // Assigning a store's own state dict back is a no-op, not an aliasing error.
+    params.assign(&params.state_dict().into_iter().collect())?;
+    assert_eq!(w.to_vec1::<f32>()?, [1.0, 2.0]);
+    new.insert("layer0.f".to_string(), Tensor::new(&[3f32, 4.], &cpu())?);
+    let err = params.assign(&new).unwrap_err().to_string();
+    assert!(err.contains("frozen weight `layer0.f` differs"), "{err}");
     let bad: HashMap<String, Tensor> = [(
         "layer1.w".to_string(),
         Tensor::zeros(3, DType::F32, &cpu())?,

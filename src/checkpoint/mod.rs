@@ -12,6 +12,7 @@
 //! (architecture), so `detect eval` and `detect predict` need nothing else.
 mod atomic;
 mod model_file;
+mod state;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
