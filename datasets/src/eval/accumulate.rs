@@ -89,66 +89,146 @@ pub(crate) fn accumulate_category(gts: &[GroundTruth], dts: &mut [Candidate]) ->
         precision: vec![UNDEFINED; A * M * T * R],
         recall: vec![UNDEFINED; A * M * T],
     };
-    let mut tp_cum: Vec<f64> = Vec::new();
-    let mut fp_cum: Vec<f64> = Vec::new();
-    let mut precision: Vec<f64> = Vec::new();
-    let mut recall: Vec<f64> = Vec::new();
+    let mut flags: Vec<(u16, u16)> = Vec::with_capacity(order.len());
+    let mut tp_precision: Vec<f64> = Vec::new();
     for (a, &n_pos) in positives.iter().enumerate() {
         if n_pos == 0 {
             continue;
         }
+        let n_pos = n_pos as f64;
         for (m, &max_det) in MAX_DETECTIONS.iter().enumerate() {
-            let selected = order
-                .iter()
-                .map(|&i| i as usize)
-                .filter(|&i| (rank[i] as usize) < max_det);
+            // (matched, ignored) bits of the detections within max_det of their image, by score.
+            flags.clear();
+            flags.extend(
+                order
+                    .iter()
+                    .map(|&i| i as usize)
+                    .filter(|&i| (rank[i] as usize) < max_det)
+                    .map(|i| (outcomes[i].matched[a], outcomes[i].ignored[a])),
+            );
             for t in 0..T {
-                let bit = 1u16 << t;
-                tp_cum.clear();
-                fp_cum.clear();
-                let (mut tp, mut fp) = (0.0f64, 0.0f64);
-                for i in selected.clone() {
-                    let o = &outcomes[i];
-                    if o.ignored[a] & bit == 0 {
-                        if o.matched[a] & bit != 0 {
-                            tp += 1.0;
-                        } else {
-                            fp += 1.0;
-                        }
-                    }
-                    tp_cum.push(tp);
-                    fp_cum.push(fp);
-                }
-                let n_det = tp_cum.len();
-                recall.clear();
-                recall.extend(tp_cum.iter().map(|&tp| tp / n_pos as f64));
-                precision.clear();
-                precision.extend(
-                    tp_cum
-                        .iter()
-                        .zip(&fp_cum)
-                        .map(|(&tp, &fp)| tp / (fp + tp + EPSILON)),
-                );
                 let cell = (a * M + m) * T + t;
-                curves.recall[cell] = recall.last().copied().unwrap_or(0.0);
-                // The precision envelope: monotone non-increasing from the right.
-                for i in (1..n_det).rev() {
-                    if precision[i] > precision[i - 1] {
-                        precision[i - 1] = precision[i];
-                    }
-                }
-                // searchsorted(recall, thresholds, side="left"); past the end stays 0.
                 let out = &mut curves.precision[cell * R..(cell + 1) * R];
-                let mut i = 0;
-                for (r, q) in out.iter_mut().enumerate() {
-                    let threshold = recall_threshold(r);
-                    while i < n_det && recall[i] < threshold {
-                        i += 1;
-                    }
-                    *q = if i < n_det { precision[i] } else { 0.0 };
-                }
+                curves.recall[cell] =
+                    precision_at_recalls(&flags, 1u16 << t, n_pos, &mut tp_precision, out);
             }
         }
     }
     curves
+}
+
+/// pycocotools' precision curve at the 101 recall points, and the final recall, for one
+/// threshold `bit` over detections sorted by score.
+///
+/// pycocotools computes, at every detection `i`, `rc[i] = tp/n_pos` and
+/// `pr[i] = tp/(fp+tp+eps)` (cumulative counts), takes the envelope (suffix maximum) of `pr`,
+/// and reads it at `searchsorted(rc, r, "left")`. Both change direction only at true positives:
+/// `rc` grows only there, and `pr` grows only there (it falls at false positives and stays at
+/// ignored ones), so the first index reaching a recall > 0 is a true positive and every suffix
+/// maximum is attained at a true positive. We therefore evaluate `pr` only at true positives,
+/// with the same doubles, which is exact and skips a division per detection.
+fn precision_at_recalls(
+    flags: &[(u16, u16)],
+    bit: u16,
+    n_pos: f64,
+    tp_precision: &mut Vec<f64>,
+    out: &mut [f64],
+) -> f64 {
+    tp_precision.clear();
+    let (mut tp, mut fp) = (0.0f64, 0.0f64);
+    for &(matched, ignored) in flags {
+        if ignored & bit == 0 {
+            if matched & bit != 0 {
+                tp += 1.0;
+                tp_precision.push(tp / (fp + tp + EPSILON));
+            } else {
+                fp += 1.0;
+            }
+        }
+    }
+    // Envelope over the true positives (suffix maximum).
+    for k in (1..tp_precision.len()).rev() {
+        if tp_precision[k] > tp_precision[k - 1] {
+            tp_precision[k - 1] = tp_precision[k];
+        }
+    }
+    // The k-th true positive (0-based) sits where recall first equals (k + 1) / n_pos.
+    let mut k = 0;
+    for (r, q) in out.iter_mut().enumerate() {
+        let threshold = recall_threshold(r);
+        while k < tp_precision.len() && ((k + 1) as f64 / n_pos) < threshold {
+            k += 1;
+        }
+        // Recall 0 is reached at the first detection, whose envelope is the maximum over all
+        // true positives (0 when there are none); past the last true positive recall is never
+        // reached and the point stays 0, as in pycocotools.
+        *q = tp_precision.get(k).copied().unwrap_or(0.0);
+    }
+    if flags.is_empty() {
+        0.0
+    } else {
+        tp / n_pos
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// pycocotools' accumulate loop for one setting, written out literally.
+    fn naive(flags: &[(u16, u16)], bit: u16, n_pos: f64) -> (Vec<f64>, f64) {
+        let (mut tp, mut fp) = (0.0, 0.0);
+        let (mut rc, mut pr) = (Vec::new(), Vec::new());
+        for &(matched, ignored) in flags {
+            if ignored & bit == 0 {
+                if matched & bit != 0 {
+                    tp += 1.0;
+                } else {
+                    fp += 1.0;
+                }
+            }
+            rc.push(tp / n_pos);
+            pr.push(tp / (fp + tp + EPSILON));
+        }
+        for i in (1..pr.len()).rev() {
+            if pr[i] > pr[i - 1] {
+                pr[i - 1] = pr[i];
+            }
+        }
+        let q = (0..R)
+            .map(|r| {
+                let i = rc.partition_point(|&x| x < recall_threshold(r));
+                pr.get(i).copied().unwrap_or(0.0)
+            })
+            .collect();
+        (q, rc.last().copied().unwrap_or(0.0))
+    }
+
+    #[test]
+    fn curve_from_true_positives_equals_the_literal_loop() {
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        let mut buffer = Vec::new();
+        for case in 0..500 {
+            let n = (next() % 60) as usize;
+            let flags: Vec<(u16, u16)> = (0..n)
+                .map(|_| {
+                    let v = next();
+                    ((v & 1) as u16, ((v >> 1) % 5 == 0) as u16)
+                })
+                .collect();
+            let tps = flags.iter().filter(|f| f.0 == 1 && f.1 == 0).count();
+            let n_pos = (tps + (next() % 7) as usize).max(1) as f64;
+            let (expected, expected_recall) = naive(&flags, 1, n_pos);
+            let mut got = vec![0.0; R];
+            let recall = precision_at_recalls(&flags, 1, n_pos, &mut buffer, &mut got);
+            assert_eq!(got, expected, "case {case}");
+            assert_eq!(recall, expected_recall, "case {case}");
+        }
+    }
 }
