@@ -15,8 +15,8 @@
 //! - boxes are multiplied by `new / old` per axis, ratios in f32.
 //!
 //! The resize is separable: each output row is a blend of two input rows, each output column
-//! of two input columns, with index/weight tables computed once per image (rows of the
-//! horizontal pass first, then the vertical blend, which vectorises).
+//! of two input columns, with index/weight tables computed once per image. Input rows are
+//! resized horizontally once each, on demand, then blended vertically (which vectorises).
 use serde::{Deserialize, Serialize};
 
 use crate::image::RgbImage;
@@ -184,37 +184,58 @@ pub fn resize_normalize_into(
     }
     let cols = AxisTable::linear(in_w, out_w, flip);
     let rows = AxisTable::linear(in_h, out_h, false);
-    let mut needed = vec![false; in_h];
-    for (&a, &b) in rows.index0.iter().zip(&rows.index1) {
-        needed[a] = true;
-        needed[b] = true;
-    }
-    // Horizontal pass: [3, in_h, out_w], only for input rows the vertical pass reads.
-    let mut tmp = vec![0f32; 3 * in_h * out_w];
-    let plane = in_h * out_w;
-    for y in (0..in_h).filter(|&y| needed[y]) {
-        let row = &image.pixels[y * in_w * 3..(y + 1) * in_w * 3];
+    // Output rows read input rows in increasing order, so each horizontally resized input row
+    // is computed once, on demand, into one of two slots: the working set stays in cache.
+    let mut slot_row = [usize::MAX; 2];
+    let mut slots = [vec![0f32; 3 * out_w], vec![0f32; 3 * out_w]];
+    let mut planar = vec![0f32; 3 * in_w];
+    let dst_plane = dst_h * dst_w;
+    for y in 0..out_h {
+        let (a, b) = (rows.index0[y], rows.index1[y]);
+        for r in [a, b] {
+            if slot_row.contains(&r) {
+                continue;
+            }
+            let victim = usize::from(slot_row[0] == a || slot_row[0] == b);
+            let pixels = &image.pixels[r * in_w * 3..(r + 1) * in_w * 3];
+            horizontal_row(pixels, &lut, &cols, &mut planar, &mut slots[victim]);
+            slot_row[victim] = r;
+        }
+        let r0 = &slots[usize::from(slot_row[0] != a)];
+        let r1 = &slots[usize::from(slot_row[0] != b)];
+        let (w0, w1) = (rows.weight0[y], rows.weight1[y]);
         for c in 0..3 {
-            let lut = &lut[c];
-            let out = &mut tmp[c * plane + y * out_w..c * plane + (y + 1) * out_w];
-            for (x, o) in out.iter_mut().enumerate() {
-                let a = lut[row[cols.index0[x] * 3 + c] as usize];
-                let b = lut[row[cols.index1[x] * 3 + c] as usize];
-                *o = cols.weight0[x] * a + cols.weight1[x] * b;
+            let out = &mut dst[c * dst_plane + y * dst_w..][..out_w];
+            let (r0, r1) = (&r0[c * out_w..][..out_w], &r1[c * out_w..][..out_w]);
+            for ((o, &p), &q) in out.iter_mut().zip(r0).zip(r1) {
+                *o = w0 * p + w1 * q;
             }
         }
     }
-    // Vertical pass: blend two rows of tmp into each output row.
-    let dst_plane = dst_h * dst_w;
-    for c in 0..3 {
-        for y in 0..out_h {
-            let r0 = &tmp[c * plane + rows.index0[y] * out_w..][..out_w];
-            let r1 = &tmp[c * plane + rows.index1[y] * out_w..][..out_w];
-            let (w0, w1) = (rows.weight0[y], rows.weight1[y]);
-            let out = &mut dst[c * dst_plane + y * dst_w..][..out_w];
-            for ((o, &a), &b) in out.iter_mut().zip(r0).zip(r1) {
-                *o = w0 * a + w1 * b;
-            }
+}
+
+/// Normalises one interleaved RGB row through `lut` into `planar` (`[3, in_w]`), then blends
+/// column pairs into `out` (`[3, out_w]`).
+fn horizontal_row(
+    pixels: &[u8],
+    lut: &[[f32; 256]; 3],
+    cols: &AxisTable,
+    planar: &mut [f32],
+    out: &mut [f32],
+) {
+    let in_w = pixels.len() / 3;
+    let (p0, rest) = planar.split_at_mut(in_w);
+    let (p1, p2) = rest.split_at_mut(in_w);
+    for (x, px) in pixels.chunks_exact(3).enumerate() {
+        p0[x] = lut[0][px[0] as usize];
+        p1[x] = lut[1][px[1] as usize];
+        p2[x] = lut[2][px[2] as usize];
+    }
+    let out_w = cols.index0.len();
+    for (c, plane) in [&*p0, &*p1, &*p2].into_iter().enumerate() {
+        let out = &mut out[c * out_w..][..out_w];
+        for (x, o) in out.iter_mut().enumerate() {
+            *o = cols.weight0[x] * plane[cols.index0[x]] + cols.weight1[x] * plane[cols.index1[x]];
         }
     }
 }
