@@ -6,6 +6,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 use heads::roi_heads::{Detections, RoiHeads, Target};
 use heads::rpn::Rpn;
+use heads::sampler::SampledIndices;
 
 use crate::config::DetectorConfig;
 
@@ -125,6 +126,46 @@ impl FasterRcnn {
             targets,
             &mut roi_sampler,
         )?;
+        Ok(Losses {
+            rpn_objectness: rpn.objectness,
+            rpn_box_reg: rpn.box_reg,
+            classifier: roi.classifier,
+            box_reg: roi.box_reg,
+        })
+    }
+
+    /// [`FasterRcnn::losses`] with both samplers' choices given instead of drawn (e.g.
+    /// torchvision's, from a parity fixture): `rpn_samples[i]` indexes image `i`'s anchors;
+    /// `roi_samples` is called with each image's training proposals followed by its
+    /// ground-truth boxes (`[K_i + G_i, 4]`) and returns the indices chosen among them (a
+    /// caller holding another implementation's choices maps them onto these boxes: proposals
+    /// with tied scores may come in either order). Each sampled index must carry the label our
+    /// matching gives it (checked).
+    pub fn losses_with_samples(
+        &self,
+        images: &Tensor,
+        image_sizes: &[(usize, usize)],
+        targets: &[Target],
+        rpn_samples: &[SampledIndices],
+        roi_samples: impl FnOnce(&[Tensor]) -> Result<Vec<SampledIndices>>,
+    ) -> Result<Losses> {
+        let features = self.backbone.forward(images)?;
+        let gt_boxes: Vec<Tensor> = targets.iter().map(|t| t.boxes.clone()).collect();
+        let out = self.rpn.predict(&features, padded_size(images)?)?;
+        let anchor_targets = self.rpn.assign_targets_to_anchors(&out.anchors, &gt_boxes)?;
+        let rpn = self
+            .rpn
+            .compute_loss(&out, &anchor_targets, &gt_boxes, rpn_samples)?;
+        let proposals = self.rpn.training_proposals(&out, image_sizes)?;
+        let with_gt = self.roi_heads.add_gt_proposals(&proposals.boxes, targets)?;
+        let matched = self.roi_heads.assign_targets_to_proposals(&with_gt, targets)?;
+        let roi_samples = roi_samples(&with_gt)?;
+        let samples =
+            self.roi_heads
+                .select_training_samples(&with_gt, &matched, targets, &roi_samples)?;
+        let roi = self
+            .roi_heads
+            .losses_on_samples(&features, &samples, image_sizes)?;
         Ok(Losses {
             rpn_objectness: rpn.objectness,
             rpn_box_reg: rpn.box_reg,
