@@ -66,20 +66,14 @@ fn eval_results_file_prints_pycocotools_summary_and_writes_metrics_json() {
 }
 
 #[test]
-fn eval_with_weights_says_it_is_not_implemented() {
+fn eval_results_without_annotations_says_what_is_missing() {
     let output = Command::new(env!("CARGO_BIN_EXE_detect"))
-        .args([
-            "eval",
-            "--weights",
-            "model.safetensors",
-            "--dataset",
-            "shapes",
-        ])
+        .args(["eval", "--results", "results.json"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("not implemented"), "{stderr}");
+    assert!(stderr.contains("needs --annotations"), "{stderr}");
 }
 
 #[test]
