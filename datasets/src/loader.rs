@@ -45,6 +45,9 @@ pub struct LoaderConfig {
     pub flip_probability: f64,
     /// Turn image failures into counted warnings instead of errors.
     pub skip_bad_images: bool,
+    /// Training only: leave out images without any (non-crowd) box, as torchvision's and
+    /// detectron2's training does. Evaluation always keeps every image.
+    pub filter_empty: bool,
 }
 
 impl Default for LoaderConfig {
@@ -57,6 +60,7 @@ impl Default for LoaderConfig {
             aspect_ratio_group_factor: Some(3),
             flip_probability: 0.5,
             skip_bad_images: false,
+            filter_empty: true,
         }
     }
 }
@@ -112,7 +116,8 @@ pub(crate) struct Shared {
 
 impl DataLoader {
     /// A loader over `dataset` with labels from `map`. Training leaves out crowd regions and
-    /// images without boxes; evaluation keeps every image (targets still exclude crowds).
+    /// (with `filter_empty`) images without boxes; evaluation keeps every image (targets still
+    /// exclude crowds).
     pub fn new(
         dataset: Arc<Dataset>,
         map: &CategoryMap,
@@ -121,7 +126,7 @@ impl DataLoader {
         mode: Mode,
     ) -> Self {
         let options = TargetOptions {
-            filter_empty: mode == Mode::Train,
+            filter_empty: mode == Mode::Train && config.filter_empty,
         };
         let targets = dataset.coco.training_targets(map, options);
         let stats = TargetStats {

@@ -188,10 +188,16 @@ fn eval_mode_yields_every_image_in_order_without_augmentation() {
         }
     }
     // Training leaves out the two images without annotations.
+    let config_copy = config.clone();
     let train = loader(&data, config, Mode::Train);
     assert_eq!(train.num_images(), 126);
     assert_eq!(train.target_stats().empty_images_filtered, 2);
     assert_eq!(train.target_stats().crowd_excluded, 10);
+    let config = LoaderConfig {
+        filter_empty: false,
+        ..config_copy
+    };
+    assert_eq!(loader(&data, config, Mode::Train).num_images(), 128);
 }
 
 #[test]
