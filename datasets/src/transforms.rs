@@ -321,6 +321,15 @@ mod tests {
         assert_eq!(resized_size(800, 800, 800, 1333), (800, 800));
     }
 
+    /// torchvision truncates `side * (min_size / short)` in f64, which can land just below the
+    /// target: its own outputs for these shapes (checked with torchvision 0.29).
+    #[test]
+    fn short_side_can_truncate_to_799_as_in_torchvision() {
+        assert_eq!(resized_size(161, 200, 800, 1333), (799, 993));
+        assert_eq!(resized_size(334, 500, 800, 1333), (799, 1197));
+        assert_eq!(resized_size(427, 640, 800, 1333), (800, 1199));
+    }
+
     #[test]
     fn same_size_resize_only_normalises() {
         let image = RgbImage::from_pixels(2, 1, vec![0, 128, 255, 10, 20, 30]).unwrap();
