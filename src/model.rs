@@ -1,11 +1,12 @@
 //! `FasterRcnn`: the whole detector, read top to bottom in [`FasterRcnn::detect`] and
 //! [`FasterRcnn::losses`]: (images already transformed by the loader) → backbone + FPN →
 //! RPN → RoI heads → boxes mapped back to each image's original size.
+use backbones::conv::ConvConfig;
 use backbones::BackboneWithFpn;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 use heads::roi_heads::{Detections, RoiHeads, Target};
-use heads::rpn::Rpn;
+use heads::rpn::{ConvFn, Rpn};
 use heads::sampler::SampledIndices;
 
 use crate::config::DetectorConfig;
@@ -59,7 +60,10 @@ impl FasterRcnn {
         let channels = config.backbone.fpn_channels;
         Ok(Self {
             backbone: BackboneWithFpn::new(&config.backbone, vb.pp("backbone"))?,
-            rpn: Rpn::new(&config.rpn, channels, vb.pp("rpn"))?,
+            // The RPN's convolutions through the backbone's CPU kernel (~1.5-2x candle's conv2d).
+            rpn: Rpn::new(&config.rpn, channels, vb.pp("rpn"))?.with_conv(ConvFn::new(
+                |x, w, padding| backbones::conv::conv2d(x, w, ConvConfig::new(1, padding, 1)),
+            )),
             roi_heads: RoiHeads::new(&config.roi_heads, channels, config.num_classes, vb.pp("roi_heads"))?,
             config: config.clone(),
         })

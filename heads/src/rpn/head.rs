@@ -1,8 +1,46 @@
 //! The RPN head: a shared 3x3 conv + ReLU, then per-anchor objectness logits and box deltas
 //! (torchvision's `RPNHead`), applied to every pyramid level with the same weights.
 
-use candle_core::{Module, Result, Tensor};
+use std::sync::Arc;
+
+use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
+
+/// The convolution the head runs: `(input [N, Cin, H, W], weight [Cout, Cin, k, k], padding)
+/// -> [N, Cout, H', W']`, stride 1, one group. The default is candle's `conv2d`; a caller with a
+/// faster kernel passes it in (the detector passes its backbone's CPU kernel, which `heads` does
+/// not depend on). Whatever it is, it must be differentiable for training.
+type ConvImpl = dyn Fn(&Tensor, &Tensor, usize) -> Result<Tensor> + Send + Sync;
+
+/// A shareable convolution implementation for [`RpnHead`] (see [`ConvFn::new`]).
+#[derive(Clone)]
+pub struct ConvFn(Arc<ConvImpl>);
+
+impl ConvFn {
+    /// Wraps `f(input, weight, padding)`.
+    pub fn new(
+        f: impl Fn(&Tensor, &Tensor, usize) -> Result<Tensor> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// candle's `Tensor::conv2d`.
+    pub fn candle() -> Self {
+        Self::new(|x, w, padding| x.conv2d(w, padding, 1, 1, 1))
+    }
+}
+
+impl Default for ConvFn {
+    fn default() -> Self {
+        Self::candle()
+    }
+}
+
+impl std::fmt::Debug for ConvFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConvFn")
+    }
+}
 
 /// One convolution with bias, stride 1.
 #[derive(Debug, Clone)]
@@ -27,9 +65,9 @@ impl Conv {
     }
 }
 
-impl Module for Conv {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.conv2d(&self.weight, self.padding, 1, 1, 1)?;
+impl Conv {
+    fn forward(&self, x: &Tensor, conv: &ConvFn) -> Result<Tensor> {
+        let y = (conv.0)(x, &self.weight, self.padding)?; // [N, Cout, H, W]
         y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
     }
 }
@@ -43,6 +81,7 @@ pub struct RpnHead {
     conv: Conv,
     cls_logits: Conv,
     bbox_pred: Conv,
+    conv_fn: ConvFn,
 }
 
 impl RpnHead {
@@ -58,7 +97,13 @@ impl RpnHead {
             conv: Conv::new(in_channels, in_channels, 3, conv_vb)?,
             cls_logits: Conv::new(in_channels, num_anchors, 1, vb.pp("cls_logits"))?,
             bbox_pred: Conv::new(in_channels, num_anchors * 4, 1, vb.pp("bbox_pred"))?,
+            conv_fn: ConvFn::default(),
         })
+    }
+
+    /// The same head computing its three convolutions with `conv_fn`.
+    pub fn with_conv(self, conv_fn: ConvFn) -> Self {
+        Self { conv_fn, ..self }
     }
 
     /// Runs the head on every level.
@@ -70,8 +115,11 @@ impl RpnHead {
         features
             .iter()
             .map(|f| {
-                let t = self.conv.forward(f)?.relu()?;
-                Ok((self.cls_logits.forward(&t)?, self.bbox_pred.forward(&t)?))
+                let t = self.conv.forward(f, &self.conv_fn)?.relu()?; // [B, C, H, W]
+                Ok((
+                    self.cls_logits.forward(&t, &self.conv_fn)?,
+                    self.bbox_pred.forward(&t, &self.conv_fn)?,
+                ))
             })
             .collect()
     }

@@ -9,7 +9,7 @@ mod head;
 mod loss;
 mod proposals;
 
-pub use head::RpnHead;
+pub use head::{ConvFn, RpnHead};
 pub use loss::AnchorTargets;
 
 use crate::anchors::{AnchorGenerator, AnchorGeneratorConfig};
@@ -128,6 +128,15 @@ impl Rpn {
             matcher: Matcher::new(config.fg_iou_thresh, config.bg_iou_thresh, true)?,
             config: config.clone(),
         })
+    }
+
+    /// The same RPN with its head's convolutions computed by `conv_fn` (e.g. a faster CPU
+    /// kernel the caller owns); the default is candle's `conv2d`.
+    pub fn with_conv(self, conv_fn: ConvFn) -> Self {
+        Self {
+            head: self.head.with_conv(conv_fn),
+            ..self
+        }
     }
 
     pub fn config(&self) -> &RpnConfig {
@@ -301,6 +310,30 @@ mod tests {
             let s = scores.to_vec1::<f32>()?;
             assert!(s.windows(2).all(|p| p[0] >= p[1]));
         }
+        Ok(())
+    }
+
+    #[test]
+    fn head_runs_the_convolution_it_is_given() -> Result<()> {
+        let vb = VarBuilder::from_varmap(&VarMap::new(), DType::F32, &Device::Cpu);
+        let rpn = Rpn::new(&RpnConfig::default(), 4, vb)?;
+        let feats = features()?;
+        let (h, w) = (64, 96);
+        let plain = rpn.predict(&feats, (h, w))?;
+        // The same convolution through the injected path gives the same predictions ...
+        let same = rpn
+            .clone()
+            .with_conv(ConvFn::new(|x, k, p| x.conv2d(k, p, 1, 1, 1)));
+        let again = same.predict(&feats, (h, w))?;
+        let diff = (&plain.objectness - &again.objectness)?.abs()?.max_all()?;
+        assert_eq!(diff.to_scalar::<f32>()?, 0.0);
+        // ... and a convolution that outputs zeros leaves only the biases (0 at init).
+        let zeros = rpn.with_conv(ConvFn::new(|x, k, _| {
+            let (n, _, h, w) = x.dims4()?;
+            Tensor::zeros((n, k.dim(0)?, h, w), x.dtype(), x.device())
+        }));
+        let out = zeros.predict(&feats, (h, w))?;
+        assert_eq!(out.objectness.abs()?.max_all()?.to_scalar::<f32>()?, 0.0);
         Ok(())
     }
 }
