@@ -6,7 +6,8 @@
 //! matching torchvision's COCO reference pipeline (PIL `Image.open(...).convert("RGB")`).
 //!
 //! The JPEG decoder is lenient: it fills a truncated scan with grey instead of failing. A
-//! truncated file is caught here instead, by the missing end-of-image marker.
+//! truncated file is caught here instead: its marker structure ends before the end-of-image
+//! marker.
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
@@ -98,7 +99,7 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage, ImageError> {
         .with_guessed_format()
         .map_err(|e| decode_error(e.to_string()))?;
     match reader.format() {
-        Some(image::ImageFormat::Jpeg) if !has_jpeg_end_marker(bytes) => {
+        Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
             return Err(ImageError::Truncated {
                 path: path.to_path_buf(),
             })
@@ -119,10 +120,55 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage, ImageError> {
     })
 }
 
-/// A complete JPEG ends with the EOI marker `FF D9`, possibly followed by a little padding.
-fn has_jpeg_end_marker(bytes: &[u8]) -> bool {
-    let tail = &bytes[bytes.len().saturating_sub(64)..];
-    tail.windows(2).any(|w| w == [0xFF, 0xD9])
+/// Whether a JPEG's segments run to its end-of-image marker (`FF D9`). Walks the marker
+/// structure (segment lengths, entropy-coded data up to the next marker), so thumbnails inside
+/// APP segments and data appended after EOI do not fool it; running out of bytes first means the
+/// file was cut.
+fn jpeg_is_complete(b: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    loop {
+        // Next marker: skip stray bytes and 0xFF fill.
+        while i < b.len() && b[i] != 0xFF {
+            i += 1;
+        }
+        while i < b.len() && b[i] == 0xFF {
+            i += 1;
+        }
+        let Some(&marker) = b.get(i) else {
+            return false;
+        };
+        i += 1;
+        match marker {
+            0xD9 => return true,
+            0x01 | 0xD0..=0xD7 => continue, // standalone markers
+            _ => {}
+        }
+        let Some(len) = b
+            .get(i..i + 2)
+            .map(|l| u16::from_be_bytes([l[0], l[1]]) as usize)
+        else {
+            return false;
+        };
+        i += len;
+        if len < 2 || i > b.len() {
+            return false;
+        }
+        if marker == 0xDA {
+            // Entropy-coded data: 0xFF is followed by 0x00 (a stuffed byte), a restart marker,
+            // or the next real marker.
+            loop {
+                while i < b.len() && b[i] != 0xFF {
+                    i += 1;
+                }
+                match b.get(i + 1) {
+                    None => return false,
+                    Some(0x00 | 0xD0..=0xD7) => i += 2,
+                    Some(0xFF) => i += 1,
+                    Some(_) => break,
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -133,6 +179,20 @@ mod tests {
     fn rejects_bytes_that_are_no_image() {
         let err = decode_rgb(b"not an image at all", Path::new("x.jpg")).unwrap_err();
         assert!(err.to_string().contains("x.jpg"), "{err}");
+    }
+
+    #[test]
+    fn jpeg_structure_walk_finds_the_end_marker() {
+        // SOI, APP0 (length 4, holding a fake EOI), SOS (length 2), data with a stuffed 0xFF
+        // and a restart marker, EOI, then trailing bytes.
+        let full = [
+            0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 0xFF, 0xD9, 0xFF, 0xDA, 0, 2, 1, 0xFF, 0, 2, 0xFF, 0xD0,
+            3, 0xFF, 0xD9, 7, 7,
+        ];
+        assert!(jpeg_is_complete(&full));
+        for cut in 3..19 {
+            assert!(!jpeg_is_complete(&full[..cut]), "cut at {cut}");
+        }
     }
 
     #[test]

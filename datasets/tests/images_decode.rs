@@ -179,6 +179,17 @@ fn truncated_jpeg_is_an_error_naming_the_file() {
 }
 
 #[test]
+fn data_appended_after_the_end_marker_is_not_truncation() {
+    let Some(data) = shared_data() else { return };
+    let mut photo = std::fs::read(data.join("coco128/images/000000000009.jpg")).unwrap();
+    let clean = load_rgb(&data.join("coco128/images/000000000009.jpg")).unwrap();
+    photo.extend_from_slice(&[0x55; 4096]); // e.g. a phone's trailer after EOI
+    let dir = temp_dir("trailer");
+    std::fs::write(dir.join("trailer.jpg"), &photo).unwrap();
+    assert_eq!(load_rgb(&dir.join("trailer.jpg")).unwrap(), clean);
+}
+
+#[test]
 fn size_mismatch_is_an_error_naming_file_and_sizes() {
     let Some(data) = shared_data() else { return };
     let photo = std::fs::read(data.join("coco128/images/000000000009.jpg")).unwrap();
