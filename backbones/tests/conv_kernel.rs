@@ -1,5 +1,5 @@
-//! Our convolution (`backbones::conv_kernel`: im2col + gemm, and the direct kernel for groups
-//! of at most 16 input channels at 3x3; the cases cover both) against candle's `conv2d` (forward and
+//! Our convolution (`backbones::conv_kernel`: im2col + gemm, the direct kernel, the shifted
+//! gemms; the cases cover all three) against candle's `conv2d` (forward and
 //! autograd backward) and against finite differences.
 //!
 //! Tolerances: forward and backward vs candle <= 1e-5 relative (both f32, only the summation
@@ -25,7 +25,7 @@ type Case = (
     usize,
 );
 
-const CASES: [Case; 10] = [
+const CASES: [Case; 12] = [
     (2, 8, 9, 11, 12, 4, 3, 1, 1),
     (1, 16, 10, 13, 16, 16, 3, 2, 1), // depthwise, stride 2, mixed parity
     (1, 3, 17, 20, 8, 1, 7, 2, 3),    // the stem
@@ -36,6 +36,8 @@ const CASES: [Case; 10] = [
     (1, 4, 4, 4, 4, 1, 3, 2, 0),      // no padding
     (1, 64, 9, 10, 32, 2, 3, 2, 1),   // 32 channels per group: im2col, stride 2
     (1, 32, 40, 50, 16, 1, 3, 1, 1),  // im2col over several pixel tiles
+    (1, 64, 11, 13, 32, 1, 3, 1, 1),  // shifted gemms, dense
+    (2, 128, 7, 9, 64, 2, 3, 1, 1),   // shifted gemms, 2 groups of 64
 ];
 
 fn random(dims: &[usize]) -> Tensor {

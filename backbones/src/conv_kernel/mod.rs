@@ -2,7 +2,7 @@
 //! buffer and one gemm writing straight into the output, all tiles in parallel; with a
 //! backward of the same shape (dW: gemm against the im2col tile; dX: gemm then col2im).
 //! Stride-1 convs with few input channels per group (ResNeXt's 3x3s) take a direct kernel
-//! instead (`direct`).
+//! instead (`direct`), those with many (the FPN's dense 3x3s) k*k shifted gemms (`shift_gemm`).
 //!
 //! Why: candle 0.11 runs a grouped conv as one conv per group, serially, then a `cat`
 //! (~6 GFLOP/s for ResNeXt's 3x3 layers on 2 cores, CANDLE_NOTES), and its conv backward fails
@@ -10,6 +10,7 @@
 //! dX when the input needs no gradient (frozen layers). f32 only.
 mod direct;
 mod im2col;
+mod shift_gemm;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
@@ -88,6 +89,12 @@ impl CustomOp2 for Conv {
         let shape = Shape::from((geo.n, geo.cout, geo.ho, geo.wo));
         if direct::prefer_direct(&geo) {
             return Ok((CpuStorage::F32(direct::conv_direct(&geo, x, w)), shape));
+        }
+        if shift_gemm::prefer_shift_gemm(&geo) {
+            return Ok((
+                CpuStorage::F32(shift_gemm::conv_shift_gemm(&geo, x, w)),
+                shape,
+            ));
         }
         let (hw, kk, mg, slab) = (geo.hw_out(), geo.kk(), geo.mg(), geo.cg() * geo.h * geo.w);
         let mut out = vec![0f32; geo.n * geo.cout * hw]; // [N, Cout, Ho*Wo]
