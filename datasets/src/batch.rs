@@ -33,6 +33,29 @@ pub struct Batch {
     pub targets: Vec<Targets>,
 }
 
+impl Batch {
+    /// The batch with its tensors on `device` (the loader builds them on the CPU).
+    pub fn to_device(&self, device: &Device) -> candle_core::Result<Batch> {
+        let targets = self
+            .targets
+            .iter()
+            .map(|t| {
+                Ok(Targets {
+                    boxes: t.boxes.to_device(device)?,
+                    labels: t.labels.to_device(device)?,
+                })
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Batch {
+            images: self.images.to_device(device)?,
+            image_sizes: self.image_sizes.clone(),
+            original_sizes: self.original_sizes.clone(),
+            image_ids: self.image_ids.clone(),
+            targets,
+        })
+    }
+}
+
 /// One image's record: position in the dataset and its targets in original pixels.
 #[derive(Debug, Clone)]
 pub(crate) struct Item {
