@@ -6,6 +6,7 @@
 //! `check_finite_losses(it, &losses)?`, `grads = loss.backward()`, optionally
 //! `clip_grad_norm(sgd.params(), &mut grads, max_norm)`, then `sgd.step(&grads, lr)`.
 mod finite;
+mod fused;
 mod schedule;
 mod sgd;
 

@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use candle_core::backprop::GradStore;
-use candle_core::{Result, Tensor, Var};
+use candle_core::{DType, Result, Tensor, Var};
+
+use super::fused::{MomentumUpdate, ParamUpdate};
 
 /// SGD with momentum over a fixed, name-sorted list of parameters.
 ///
@@ -46,29 +48,78 @@ impl Sgd {
 
     /// Applies one update with learning rate `lr`.
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
+        let hyper = (self.momentum, self.weight_decay);
         for ((_, var), buf) in self.params.iter().zip(self.buffers.iter_mut()) {
             let Some(grad) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            // Detached: the update must not extend the autograd graph from step to step.
-            let p = var.as_tensor().detach();
-            let grad = grad.detach();
-            let d = if self.weight_decay != 0.0 {
-                (grad + p.affine(self.weight_decay, 0.0)?)?
+            let fused = var.device().is_cpu()
+                && var.dtype() == DType::F32
+                && grad.dtype() == DType::F32
+                && self.momentum != 0.0;
+            if fused {
+                Self::step_fused(hyper, var, grad, buf, lr)?;
             } else {
-                grad
-            };
-            let next = match buf.take() {
-                Some(prev) if self.momentum != 0.0 => (prev.affine(self.momentum, 0.0)? + d)?,
-                _ => d.copy()?,
-            };
-            var.set(&(p - next.affine(lr, 0.0)?)?)?;
-            *buf = Some(next);
+                Self::step_tensor_ops(hyper, var, grad, buf, lr)?;
+            }
         }
         Ok(())
     }
 
-    /// The momentum buffers by parameter name (parameters never updated have none).
+    /// Two in-place passes (CPU, f32; see `fused`).
+    fn step_fused(
+        (momentum, weight_decay): (f64, f64),
+        var: &Var,
+        grad: &Tensor,
+        buf: &mut Option<Tensor>,
+        lr: f64,
+    ) -> Result<()> {
+        let p = var.as_tensor();
+        let grad = grad.contiguous()?;
+        let first = buf.is_none();
+        let b = match buf {
+            Some(b) => b.clone(),
+            None => Tensor::zeros_like(p)?,
+        };
+        let update = MomentumUpdate {
+            momentum: momentum as f32,
+            weight_decay: weight_decay as f32,
+            first,
+        };
+        b.inplace_op3(&grad, p, &update)?;
+        p.inplace_op2(&b, &ParamUpdate { lr: lr as f32 })?;
+        *buf = Some(b);
+        Ok(())
+    }
+
+    /// The same update with tensor ops (any device and dtype).
+    fn step_tensor_ops(
+        (momentum, weight_decay): (f64, f64),
+        var: &Var,
+        grad: &Tensor,
+        buf: &mut Option<Tensor>,
+        lr: f64,
+    ) -> Result<()> {
+        // Detached: the update must not extend the autograd graph from step to step.
+        let p = var.as_tensor().detach();
+        let grad = grad.detach();
+        let d = if weight_decay != 0.0 {
+            (grad + p.affine(weight_decay, 0.0)?)?
+        } else {
+            grad
+        };
+        let next = match buf.take() {
+            Some(prev) if momentum != 0.0 => (prev.affine(momentum, 0.0)? + d)?,
+            _ => d.copy()?,
+        };
+        var.set(&(p - next.affine(lr, 0.0)?)?)?;
+        *buf = Some(next);
+        Ok(())
+    }
+
+    /// The momentum buffers by parameter name (parameters never updated have none). These are
+    /// the live buffers, updated in place by the next [`Sgd::step`]: serialise (or copy) them
+    /// before stepping again.
     pub fn state(&self) -> BTreeMap<String, Tensor> {
         self.params
             .iter()
@@ -101,7 +152,8 @@ impl Sgd {
                     buf.dims()
                 )
             }
-            buffers[i] = Some(buf.to_dtype(var.dtype())?.to_device(var.device())?);
+            // A copy: buffers are updated in place, and must not be shared with the caller.
+            buffers[i] = Some(buf.to_dtype(var.dtype())?.to_device(var.device())?.copy()?);
         }
         self.buffers = buffers;
         Ok(())
