@@ -78,6 +78,11 @@ impl Fpn {
 /// `x: [N, C, Hin, Win]` -> `[N, C, h, w]`
 pub fn upsample_nearest(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
     let (_, _, hin, win) = x.dims4()?;
+    if !x.track_op() && h == 2 * hin && w == 2 * win {
+        // Exact 2x (every batch padded to a multiple of 32): candle's kernel picks the same
+        // pixels (`dst / 2`) and is faster, but has no backward for other ratios.
+        return x.upsample_nearest2d(h, w);
+    }
     let rows = Tensor::new(nearest_indices(hin, h), x.device())?;
     let cols = Tensor::new(nearest_indices(win, w), x.device())?;
     x.index_select(&rows, 2)?.index_select(&cols, 3)
