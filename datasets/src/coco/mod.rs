@@ -16,7 +16,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 pub use category_map::{CategoryEntry, CategoryMap, BACKGROUND};
 pub use error::CocoError;
-pub use targets::{ImageTargets, TargetOptions, TrainingTargets};
+pub use targets::{
+    bbox_xywh_to_xyxy_clipped, ImageTargets, TargetOptions, TrainingTargets, MIN_BOX_SIDE,
+};
 
 /// A COCO image id (the `id` of an `images` record).
 pub type ImageId = u64;
