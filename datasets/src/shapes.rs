@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::coco::{Annotation, Category, CocoDataset, ImageInfo};
 use crate::image::RgbImage;
 use crate::rng::SplitMix64;
+use crate::transforms::TransformConfig;
 
 /// Settings of the synthetic dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,6 +45,19 @@ impl Default for ShapesConfig {
             num_train: 1000,
             num_val: 100,
             max_objects: 4,
+        }
+    }
+}
+
+impl ShapesConfig {
+    /// The preprocessing to train and evaluate on this dataset at its native size (no
+    /// upscaling to COCO's 800 px, which would only cost time): `min_size = max_size =
+    /// image_size`, ImageNet normalisation, padding to /32.
+    pub fn native_transform(&self) -> TransformConfig {
+        TransformConfig {
+            min_size: vec![self.image_size],
+            max_size: self.image_size,
+            ..TransformConfig::default()
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The synthetic `shapes` dataset: deterministic from its seed, boxes tight around the drawn
 //! pixels, presented as a COCO dataset.
 use datasets::shapes::{render, render_background, shapes_coco, ShapesConfig, Split};
+use datasets::transforms::resized_size;
 
 fn small() -> ShapesConfig {
     ShapesConfig {
@@ -125,4 +126,12 @@ fn presents_itself_as_a_coco_dataset() {
     for id in 1..=3 {
         assert!(coco.annotations.iter().any(|a| a.category_id == id));
     }
+}
+
+#[test]
+fn native_transform_keeps_the_image_size() {
+    let config = ShapesConfig::default();
+    let t = config.native_transform();
+    let s = config.image_size;
+    assert_eq!(resized_size(s, s, t.min_size[0], t.max_size), (s, s));
 }
