@@ -117,7 +117,7 @@ impl Dataset {
                 images,
             } => Self::from_files(annotations, images),
             DatasetSpec::Coco { root } => {
-                let (root, root_origin) = match root {
+                let (root, mut root_origin) = match root {
                     Some(r) => (r.clone(), "given explicitly".to_string()),
                     None => (
                         datasets_root(),
@@ -127,6 +127,11 @@ impl Dataset {
                         },
                     ),
                 };
+                if root.is_relative() {
+                    if let Ok(cwd) = std::env::current_dir() {
+                        root_origin += &format!("; relative to {}", cwd.display());
+                    }
+                }
                 let year = match split {
                     Split::Train => "train2017",
                     Split::Val => "val2017",
