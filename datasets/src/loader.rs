@@ -4,10 +4,10 @@
 //! Flow per epoch: [`sampler`](crate::sampler) fixes the batches (shuffled and aspect-ratio
 //! grouped for training; in file order, all images, for evaluation) → `num_workers` threads take
 //! batch jobs in order, at most `prefetch` batches ahead of the consumer → each job
-//! ([`crate::batch`]) decodes its
-//! images, draws its flips and `min_size` from a generator keyed by `(seed, epoch, batch, slot)`
-//! (so the result does not depend on which thread ran it), transforms them straight into the
-//! zero-padded `[B, 3, H, W]` buffer → [`EpochBatches`] hands batches out in job order.
+//! ([`crate::batch`]) decodes its images, draws its flips and `min_size` from a generator keyed
+//! by `(seed, epoch, batch, slot)` (so the result does not depend on which thread ran it), and
+//! transforms them straight into the zero-padded `[B, 3, H, W]` buffer → [`EpochBatches`]
+//! hands batches out in job order.
 //!
 //! Bad images (missing, corrupt, truncated, wrong size) end the epoch with an error naming the
 //! file and the image record, unless `skip_bad_images` is set: then the image is left out of
