@@ -149,3 +149,26 @@ fn unreadable_file_is_an_error_naming_it() {
         .to_string();
     assert!(msg.contains("gen.py"), "{msg}");
 }
+
+/// A real torchvision classifier `.pth` (`fixtures/tiny_imagenet.pth`: BatchNorm2d with int64
+/// `num_batches_tracked`, `fc.*`, no prefix) loads into the body; C2..C5 match torchvision.
+#[test]
+fn torchvision_imagenet_pth_loads_into_body() {
+    let dev = Device::Cpu;
+    let map = load("tiny_imagenet.pth");
+    assert!(map.ignored().iter().any(|k| k == "fc.weight"));
+    assert!(map
+        .tensors()
+        .keys()
+        .all(|k| k.starts_with("backbone.body.")));
+    let (model, weights) = build(map, &["backbone.fpn."]);
+    let model = model.unwrap();
+    assert_eq!(weights.unused_keys(), Vec::<String>::new());
+    let outputs =
+        candle_core::safetensors::load(fixture("tiny_outputs.safetensors"), &dev).unwrap();
+    let c = model.body.forward(&outputs["a.input"]).unwrap();
+    for (i, name) in ["a.c2", "a.c3", "a.c4", "a.c5"].iter().enumerate() {
+        let err = max_relative_error(&c[i], &outputs[*name]);
+        assert!(err <= 1e-4, "{name}: {err:.3e}");
+    }
+}
