@@ -27,7 +27,13 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-fn torch_seconds(python: &str, name: &str, iters: usize, threads: usize) -> anyhow::Result<f64> {
+/// torchvision's median time and its detection count.
+fn torch_seconds(
+    python: &str,
+    name: &str,
+    iters: usize,
+    threads: usize,
+) -> anyhow::Result<(f64, u64)> {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/scripts/bench_predict_torch.py"
@@ -51,7 +57,11 @@ fn torch_seconds(python: &str, name: &str, iters: usize, threads: usize) -> anyh
     let times = json["seconds"]
         .as_array()
         .ok_or_else(|| anyhow::anyhow!("no `seconds` in {json}"))?;
-    Ok(median(times.iter().filter_map(|t| t.as_f64()).collect()))
+    let count = json["detections"].as_u64().unwrap_or(0);
+    Ok((
+        median(times.iter().filter_map(|t| t.as_f64()).collect()),
+        count,
+    ))
 }
 
 /// Our median time for one image through `detect_image`, and its detection count.
@@ -96,8 +106,8 @@ fn main() -> anyhow::Result<()> {
         let (ours, count) = ours_seconds(name, iters, &image)?;
         println!("{name:<18} ours (candle):   {ours:8.2} s  ({count} detections)");
         match torch_seconds(&python, name, iters, threads) {
-            Ok(torch) => {
-                println!("{name:<18} torchvision:     {torch:8.2} s");
+            Ok((torch, torch_count)) => {
+                println!("{name:<18} torchvision:     {torch:8.2} s  ({torch_count} detections)");
                 println!("{name:<18} ratio ours/torch: {:7.2}x", ours / torch);
             }
             Err(e) => println!("{name:<18} torchvision: failed: {e:#}"),
