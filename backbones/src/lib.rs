@@ -7,7 +7,9 @@
 //! - [`Fpn`]: C2..C5 → P2..P6; [`BackboneWithFpn`] = `body` + `fpn`, built from a
 //!   [`BackboneConfig`] and a `VarBuilder` whose paths are torchvision's (`body.layer1.0.conv2.weight`,
 //!   `fpn.inner_blocks.0.0.weight`).
-//! - [`conv`]: every convolution goes through it (matmul for 1x1, one place for faster kernels).
+//! - [`conv`]: every convolution goes through it: a matmul for 1x1, else on CPU/f32 our
+//!   [`conv_kernel`] (direct / im2col+gemm / shifted-gemm forward, its own backward without
+//!   candle's stride-2 parity bug), else candle's `conv2d`.
 //! - [`FrozenBatchNorm2d`]: fixed BN, configurable eps.
 //! - [`weights`]: `.safetensors` / `.pth` → [`WeightMap`] (names normalised to a detector's
 //!   state dict) → [`CheckedWeights`], a `VarBuilder` backend that checks shapes and records
