@@ -255,3 +255,27 @@ fn detections_match_torchvision_from_safetensors() {
 fn detections_match_torchvision_from_old_spelling_pth() {
     check_detections("weights.pth");
 }
+
+/// `detect predict`'s path: one image transformed, padded and detected on its own.
+#[test]
+fn predict_path_matches_torchvision_on_a_single_image() {
+    let fx = Fixture::load();
+    let loaded = load("weights.safetensors");
+    let image = datasets::image::load_rgb(&fx.images()[1]).unwrap();
+    let detections = detect::predict::detect_image(&loaded.model, &image, &Device::Cpu).unwrap();
+    let got = Ranked {
+        boxes: detections.iter().map(|d| d.box_xyxy.to_vec()).collect(),
+        scores: detections.iter().map(|d| d.score).collect(),
+        labels: detections.iter().map(|d| d.label as i64).collect(),
+    };
+    let want = Ranked::new(
+        fx.get("alone.1.boxes"),
+        fx.get("alone.1.scores"),
+        Some(fx.get("alone.1.labels")),
+    );
+    let (b, s) = match_ranked("image 1 alone", &got, &want, 1e-2, 1e-4);
+    println!(
+        "image 1 alone: {} detections, max |box diff| {b:.2e} px, max |score diff| {s:.2e}",
+        want.scores.len()
+    );
+}
