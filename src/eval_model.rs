@@ -1,7 +1,7 @@
 //! `detect eval --weights MODEL --dataset ...|--annotations --images`: runs a detector over a
 //! dataset's validation split with a progress bar, writes the detections as a COCO results file
 //! and evaluates them with the same evaluator as `detect eval --results`.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use datasets::shapes::Split;
@@ -16,7 +16,7 @@ use crate::train::{dataset_spec, open_split, parse_device};
 /// Images per forward pass during evaluation.
 const EVAL_BATCH: usize = 2;
 
-pub fn run(args: &EvalArgs, weights: &PathBuf) -> anyhow::Result<()> {
+pub fn run(args: &EvalArgs, weights: &Path) -> anyhow::Result<()> {
     let spec = dataset_spec(&args.data)?.context(
         "`detect eval --weights` needs a dataset: --dataset NAME or --annotations FILE --images DIR",
     )?;

@@ -172,7 +172,11 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
         out.display()
     ));
     let (mut epoch, skip) = data_position(&loader, start_iter);
-    let mut batches = loader.epoch(epoch).skip(skip);
+    let mut batches = loader.epoch(epoch);
+    // A resumed run continues mid-epoch: the batches before it are prepared and dropped.
+    for _ in 0..skip {
+        batches.next();
+    }
     let mut iteration = start_iter;
     let (mut window_start, mut data_time) = (Instant::now(), 0.0f64);
     let mut window_iters = 0u64;
@@ -188,7 +192,7 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
             Some(b) => b?,
             None => {
                 epoch += 1;
-                batches = loader.epoch(epoch).skip(0);
+                batches = loader.epoch(epoch);
                 continue;
             }
         };
