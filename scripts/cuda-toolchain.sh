@@ -10,8 +10,9 @@
 # headers and CCCL (enough for `cargo check`, which runs candle-kernels' nvcc build script but
 # links nothing), plus cudart, cuBLAS, cuRAND and NVRTC libraries when FULL=1 (needed to link
 # test binaries); unzips them into one tree; makes bin/ and nvvm/bin/ executable; adds
-# unversioned .so links; and builds a libcuda stub (every cu* symbol cudarc declares, as an
-# empty C function, soname libcuda.so.1) so that linking works without a driver. Wheel
+# unversioned .so links; and builds a libcuda stub (every cu* symbol cudarc declares,
+# returning CUDA_ERROR_NO_DEVICE, soname libcuda.so.1) so that linking works without a
+# driver and the linked tests run, saying "skipped: no GPU". Wheel
 # versions: CUDA 13.0 (PTX from nvcc 13.N needs a driver for CUDA >= 13.N; 13.0 runs on
 # every CUDA 13 driver). Override with CUDA_WHEEL_VERSION.
 set -euo pipefail
@@ -27,6 +28,8 @@ fi
 TREE=${1:-/work/cuda-toolchain}
 PY=${DETECT_PYTHON:-/work/venv/bin/python}
 VER=${CUDA_WHEEL_VERSION:-13.0.*}
+# cuRAND has its own numbering: 10.4.0.x is the release of CUDA 13.0.
+CURAND_VER=${CURAND_WHEEL_VERSION:-10.4.0.*}
 PKGS=(nvidia-cuda-nvcc nvidia-nvvm nvidia-cuda-crt nvidia-cuda-runtime nvidia-cuda-cccl)
 if [[ "${FULL:-0}" == 1 ]]; then
   PKGS+=(nvidia-cublas nvidia-curand nvidia-cuda-nvrtc)
@@ -34,7 +37,9 @@ fi
 
 mkdir -p "$TREE/wheels" "$TREE/unpacked" "$TREE/cuda/lib"
 for p in "${PKGS[@]}"; do
-  "$PY" -m pip download --quiet --no-deps --only-binary=:all: --dest "$TREE/wheels" "$p==$VER"
+  v=$VER
+  [[ $p == nvidia-curand ]] && v=$CURAND_VER
+  "$PY" -m pip download --quiet --no-deps --only-binary=:all: --dest "$TREE/wheels" "$p==$v"
 done
 for w in "$TREE"/wheels/*.whl; do
   unzip -oq "$w" -d "$TREE/unpacked"
@@ -57,11 +62,12 @@ for so in "$TREE"/cuda/lib/lib*.so.*; do
   [[ -e "$base" ]] || ln -s "$(basename "$so")" "$base"
 done
 
-# libcuda stub: every cu* function cudarc's driver bindings declare, as empty C functions.
+# libcuda stub: every cu* function cudarc's driver bindings declare, each returning
+# CUDA_ERROR_NO_DEVICE (100), so a binary linked against it runs and reports "no GPU".
 SYS=$(ls -d "$HOME"/.cargo/registry/src/*/cudarc-0.19.*/src/driver/sys 2>/dev/null | head -1)
 if [[ -n "$SYS" ]]; then
   grep -rhoE 'pub (unsafe )?fn cu[A-Za-z0-9_]+' "$SYS" | sed -E 's/.*fn //' | sort -u \
-    | awk '{print "void " $1 "(void) {}"}' > "$TREE/cuda_stub.c"
+    | awk '{print "int " $1 "(void) { return 100; }"}' > "$TREE/cuda_stub.c"
   cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$TREE/cuda/lib/libcuda.so.1" "$TREE/cuda_stub.c"
   ln -sf libcuda.so.1 "$TREE/cuda/lib/libcuda.so"
 else

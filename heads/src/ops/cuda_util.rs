@@ -18,38 +18,37 @@ use candle_core::{Device, Result, Tensor};
 
 static PTX: Mutex<Option<HashMap<&'static str, String>>> = Mutex::new(None);
 
-/// The kernel `func` of the module `module` (CUDA source `src`), compiled once per process.
+/// PTX of `src` (module `module`), compiled by NVRTC once per process.
+pub(crate) fn ptx(module: &'static str, src: &'static str) -> Result<String> {
+    let mut cache = PTX
+        .lock()
+        .map_err(|_| candle_core::Error::msg("heads::ops: PTX cache poisoned"))?;
+    let cache = cache.get_or_insert_with(HashMap::new);
+    if let Some(p) = cache.get(module) {
+        return Ok(p.clone());
+    }
+    let opts = CompileOptions {
+        fmad: Some(false),
+        name: Some(format!("{module}.cu")),
+        ..Default::default()
+    };
+    let ptx = compile_ptx_with_opts(src, opts)
+        .map_err(|e| {
+            candle_core::Error::msg(format!("heads::ops: NVRTC failed on {module}.cu: {e:?}"))
+        })?
+        .to_src();
+    cache.insert(module, ptx.clone());
+    Ok(ptx)
+}
+
+/// The kernel `func` of the module `module` (CUDA source `src`), loaded on `device`.
 pub(crate) fn kernel(
     device: &CudaDevice,
     module: &'static str,
     src: &'static str,
     func: &str,
 ) -> Result<CudaFunction> {
-    let ptx = {
-        let mut cache = PTX
-            .lock()
-            .map_err(|_| candle_core::Error::msg("heads::ops: PTX cache poisoned"))?;
-        let cache = cache.get_or_insert_with(HashMap::new);
-        match cache.get(module) {
-            Some(p) => p.clone(),
-            None => {
-                let opts = CompileOptions {
-                    fmad: Some(false),
-                    name: Some(format!("{module}.cu")),
-                    ..Default::default()
-                };
-                let ptx = compile_ptx_with_opts(src, opts)
-                    .map_err(|e| {
-                        candle_core::Error::msg(format!(
-                            "heads::ops: NVRTC failed on {module}.cu: {e:?}"
-                        ))
-                    })?
-                    .to_src();
-                cache.insert(module, ptx.clone());
-                ptx
-            }
-        }
-    };
+    let ptx = ptx(module, src)?;
     Ok(device
         .get_or_load_custom_func(func, module, &ptx)?
         .into_cuda_function())
@@ -62,5 +61,33 @@ pub(crate) fn cuda_device(t: &Tensor) -> Result<CudaDevice> {
         _ => Err(candle_core::Error::msg(
             "heads::ops: expected a CUDA tensor",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// NVRTC needs no GPU: every kernel source must compile wherever the `cuda` build runs.
+    #[test]
+    fn nvrtc_compiles_every_kernel() {
+        for (module, src, entries) in [
+            (
+                "detect_nms",
+                include_str!("../../kernels/nms.cu"),
+                &["nms_mask"][..],
+            ),
+            (
+                "detect_roi_align",
+                include_str!("../../kernels/roi_align.cu"),
+                &["roi_align_forward", "roi_align_backward"][..],
+            ),
+        ] {
+            let ptx = super::ptx(module, src).unwrap_or_else(|e| panic!("{module}: {e}"));
+            for entry in entries {
+                assert!(
+                    ptx.contains(&format!(".entry {entry}(")),
+                    "{module}: no {entry}"
+                );
+            }
+        }
     }
 }
