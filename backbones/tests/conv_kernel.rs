@@ -1,9 +1,10 @@
-//! Our convolution (`backbones::conv_kernel`: im2col + gemm, the direct kernel, the shifted
-//! gemms; the cases cover all three) against candle's `conv2d` (forward and
+//! Our convolution (`backbones::conv_kernel`: im2col + gemm, direct, shifted gemms, Winograd;
+//! the cases cover all four) against candle's `conv2d` (forward and
 //! autograd backward) and against finite differences.
 //!
 //! Tolerances: forward and backward vs candle <= 1e-5 relative (both f32, only the summation
-//! order differs: fan-ins of at most a few hundred terms); finite differences <= 1e-3 (the
+//! order differs: fan-ins of at most a few hundred terms; Winograd's transforms add a few
+//! roundings with constants 0.5 and 1); finite differences <= 1e-3 (the
 //! conv is linear, so a central difference with step 1 is exact up to the f32 rounding of the
 //! two loss values).
 mod common;
@@ -25,7 +26,7 @@ type Case = (
     usize,
 );
 
-const CASES: [Case; 12] = [
+const CASES: [Case; 14] = [
     (2, 8, 9, 11, 12, 4, 3, 1, 1),
     (1, 16, 10, 13, 16, 16, 3, 2, 1), // depthwise, stride 2, mixed parity
     (1, 3, 17, 20, 8, 1, 7, 2, 3),    // the stem
@@ -38,6 +39,8 @@ const CASES: [Case; 12] = [
     (1, 32, 40, 50, 16, 1, 3, 1, 1),  // im2col over several pixel tiles
     (1, 64, 11, 13, 32, 1, 3, 1, 1),  // shifted gemms, dense
     (2, 128, 7, 9, 64, 2, 3, 1, 1),   // shifted gemms, 2 groups of 64
+    (1, 64, 37, 41, 16, 1, 3, 1, 1),  // Winograd: odd output, two chunks of tiles
+    (2, 64, 9, 12, 8, 1, 3, 1, 0),    // Winograd without padding
 ];
 
 fn random(dims: &[usize]) -> Tensor {

@@ -11,6 +11,7 @@
 mod direct;
 mod im2col;
 mod shift_gemm;
+mod winograd;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
@@ -89,6 +90,9 @@ impl CustomOp2 for Conv {
         let shape = Shape::from((geo.n, geo.cout, geo.ho, geo.wo));
         if direct::prefer_direct(&geo) {
             return Ok((CpuStorage::F32(direct::conv_direct(&geo, x, w)), shape));
+        }
+        if winograd::prefer_winograd(&geo) {
+            return Ok((CpuStorage::F32(winograd::conv_winograd(&geo, x, w)), shape));
         }
         if shift_gemm::prefer_shift_gemm(&geo) {
             return Ok((
