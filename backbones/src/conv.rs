@@ -5,8 +5,9 @@
 //! - 1x1, ungrouped: a matmul (`[Cout, Cin] x [N, Cin, H*W]`); stride 2 first takes every other
 //!   row and column with `index_select`. Faster than candle's conv2d both ways
 //!   (CANDLE_NOTES: 1.1-1.8x forward, 3-4x backward).
-//! - anything else on CPU in f32: our op [`crate::conv_kernel::conv2d`] (tiled im2col + one
-//!   gemm per group into one output buffer, parallel over tiles, with its own backward).
+//! - anything else on CPU in f32: our op [`crate::conv_kernel::conv2d`] (direct, Winograd,
+//!   shifted gemms or tiled im2col + one gemm per group into one output buffer, chosen by
+//!   shape; parallel; with its own im2col backward).
 //! - other devices and dtypes: candle's `conv2d` (on CUDA: candle's kernels).
 //!
 //! Known candle 0.11 backward gap (CANDLE_NOTES): a stride-2 conv backward fails with a shape

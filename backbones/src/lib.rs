@@ -8,8 +8,8 @@
 //!   [`BackboneConfig`] and a `VarBuilder` whose paths are torchvision's (`body.layer1.0.conv2.weight`,
 //!   `fpn.inner_blocks.0.0.weight`).
 //! - [`conv`]: every convolution goes through it: a matmul for 1x1, else on CPU/f32 our
-//!   [`conv_kernel`] (direct / im2col+gemm / shifted-gemm forward, its own backward without
-//!   candle's stride-2 parity bug), else candle's `conv2d`.
+//!   [`conv_kernel`] (direct / im2col+gemm / Winograd / shifted-gemm forward, its own
+//!   backward without candle's stride-2 parity bug), else candle's `conv2d`.
 //! - [`FrozenBatchNorm2d`]: fixed BN, configurable eps.
 //! - [`weights`]: `.safetensors` / `.pth` → [`WeightMap`] (names normalised to a detector's
 //!   state dict) → [`CheckedWeights`], a `VarBuilder` backend that checks shapes and records

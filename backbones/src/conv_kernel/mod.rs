@@ -2,7 +2,9 @@
 //! buffer and one gemm writing straight into the output, all tiles in parallel; with a
 //! backward of the same shape (dW: gemm against the im2col tile; dX: gemm then col2im).
 //! Stride-1 convs with few input channels per group (ResNeXt's 3x3s) take a direct kernel
-//! instead (`direct`), those with many (the FPN's dense 3x3s) k*k shifted gemms (`shift_gemm`).
+//! instead (`direct`); dense stride-1 3x3s with >= 64 channels (the FPN) Winograd F(2x2, 3x3)
+//! (`winograd`); other stride-1 convs with >= 64 channels per group k*k shifted gemms
+//! (`shift_gemm`). The backward is always the im2col one.
 //!
 //! Why: candle 0.11 runs a grouped conv as one conv per group, serially, then a `cat`
 //! (~6 GFLOP/s for ResNeXt's 3x3 layers on 2 cores, CANDLE_NOTES), and its conv backward fails
