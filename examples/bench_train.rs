@@ -8,6 +8,9 @@
 //! `/work/venv/bin/python`; both sides use candle's thread count. Each side times ITERS steps
 //! (default 2) after one warm-up step; the median is reported. A step takes tens of seconds on
 //! 2 cores: run it once, on a quiet machine.
+//!
+//! Measured 2026-11-28 (2 threads, a shared machine at load ~7): ours 67.4 s/iteration,
+//! torchvision 51.2 s/iteration, ratio 1.32x.
 use std::process::Command;
 use std::time::Instant;
 

@@ -6,6 +6,9 @@
 //!
 //! `cargo run --release --example overfit_coco128 [-- ITERATIONS [IMAGES]]`
 //! (defaults 200 and 8: a few minutes on 2 cores).
+//!
+//! Measured 2026-11-28 (defaults, 2 cores shared at load ~7, 413 s of training): AP 0.000 ->
+//! 0.438, AP50 0.000 -> 0.751 (12 classes).
 #[path = "../tests/overfit_support/mod.rs"]
 mod overfit_support;
 
