@@ -1,40 +1,38 @@
 //! Writing a file so that readers never see it half-written: write a temporary file next to
 //! the destination, then rename it over the destination (atomic on one filesystem).
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::checkpoint::atomic::{sync_parent, temporary_path};
 
 use anyhow::Context;
 
-/// Calls `write` with a temporary path in `path`'s folder, then renames it to `path`.
+/// Calls `write` with a temporary path in `path`'s folder, flushes the file to disk, then
+/// renames it to `path` (the same temporary naming and durability as the checkpoints'
+/// [`crate::checkpoint::write_atomic`], for writers that need a path rather than bytes).
 /// The temporary file is removed when `write` or the rename fails.
 pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let temporary = temporary_path(path)?;
+    let temporary = temporary_path(path)
+        .with_context(|| format!("`{}` does not name a file", path.display()))?;
     let result = write(&temporary).and_then(|()| {
-        std::fs::rename(&temporary, path).with_context(|| {
-            format!(
-                "cannot move `{}` to `{}`",
-                temporary.display(),
-                path.display()
-            )
-        })
+        std::fs::File::open(&temporary)
+            .and_then(|f| f.sync_all())
+            .and_then(|()| std::fs::rename(&temporary, path))
+            .and_then(|()| sync_parent(path))
+            .with_context(|| {
+                format!(
+                    "cannot move `{}` to `{}`",
+                    temporary.display(),
+                    path.display()
+                )
+            })
     });
     if result.is_err() {
         let _ = std::fs::remove_file(&temporary);
     }
     result
-}
-
-/// `dir/.name.tmp-<pid>`: hidden, in the same folder (so the rename stays on one filesystem).
-fn temporary_path(path: &Path) -> anyhow::Result<PathBuf> {
-    let name = path
-        .file_name()
-        .with_context(|| format!("`{}` does not name a file", path.display()))?;
-    let mut temporary = std::ffi::OsString::from(".");
-    temporary.push(name);
-    temporary.push(format!(".tmp-{}", std::process::id()));
-    Ok(path.with_file_name(temporary))
 }
 
 #[cfg(test)]

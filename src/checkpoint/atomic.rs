@@ -77,7 +77,7 @@ fn write_then_rename(
 }
 
 /// Makes a rename in `path`'s folder durable (a no-op where folders cannot be opened).
-fn sync_parent(path: &Path) -> io::Result<()> {
+pub(crate) fn sync_parent(path: &Path) -> io::Result<()> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

@@ -10,7 +10,7 @@
 //! `model_final.safetensors` holds the weights under their plain state-dict names (so a
 //! `VarBuilder` reads it directly) and, in the metadata, the class names and the config
 //! (architecture), so `detect eval` and `detect predict` need nothing else.
-mod atomic;
+pub(crate) mod atomic;
 mod model_file;
 mod state;
 
