@@ -1,10 +1,15 @@
 //! `detect`: the glue between the member crates and the command line.
 //!
-//! - `cli`: the raw command-line arguments (clap), one struct per command.
-//! - `run`: dispatches a parsed command to its implementation.
-//!
-//! The model itself lives in the member crates: `backbones` (ResNet/ResNeXt + FPN), `heads`
-//! (ops, RPN, RoI heads) and `datasets` (COCO, shapes, transforms, loader, evaluation).
+//! - [`cli`] parses the raw arguments; [`run`] dispatches each command: [`train`]
+//!   (options) + [`train_loop`], [`eval`] (results files) + [`eval_model`] (a model over a
+//!   dataset), [`predict`], [`info`], [`convert`].
+//! - [`config::DetectorConfig`] is the model tree's config; [`model::FasterRcnn`] runs
+//!   backbone + FPN (`backbones`) → RPN → RoI heads (`heads`) on batches from `datasets`.
+//! - Weights: [`params`] (training: trainable `Var`s + frozen tensors behind a `VarBuilder`),
+//!   [`load`] (inference: a trained model or torchvision-layout weights), [`checkpoint`],
+//!   [`pth`]. Training support: [`solver`], [`metrics`], [`plot`], [`progress`].
+//! - Output: [`inference`] (detections → COCO results + metrics), [`draw`], [`results`],
+//!   [`labels`], [`predict_output`], [`atomic_file`] (temp file + rename).
 pub mod atomic_file;
 pub mod cli;
 pub mod eval;

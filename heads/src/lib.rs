@@ -1,5 +1,18 @@
-//! Detection heads (anchors, RPN, RoI heads) and the detection ops they stand on (`ops`).
-
+//! The two detection stages of Faster R-CNN on top of FPN features, and the ops they stand on.
+//!
+//! - [`ops`]: `box_iou`, `nms`, `batched_nms`, `roi_align` (forward and backward, in autograd),
+//!   `MultiScaleRoiAlign`; CPU kernels and, with the `cuda` feature, CUDA kernels. It depends on
+//!   nothing else in this crate.
+//! - [`anchors`] → [`rpn`]: the RPN head scores every anchor of P2..P6; [`box_coder`] decodes the
+//!   deltas; proposals are top-n per level, clipped, NMS'd (`Rpn::detect`). In training,
+//!   [`matcher`] labels anchors against the ground truth, [`sampler`] draws a balanced batch and
+//!   [`losses`] gives the objectness and box-regression losses (`Rpn::losses`).
+//! - [`roi_heads`]: proposals are pooled by `MultiScaleRoiAlign`, run through the two-layer MLP
+//!   and the predictor, then post-processed into `Detections` (`RoiHeads::detect`), or matched,
+//!   sampled and scored into the classifier and box losses (`RoiHeads::losses`).
+//!
+//! Weights are read through a `VarBuilder` under torchvision's names (`rpn.head.*`,
+//! `roi_heads.box_head.*`, `roi_heads.box_predictor.*`); defaults are torchvision's `FasterRCNN`.
 pub mod ops;
 
 pub mod anchors;
