@@ -56,7 +56,7 @@ pub struct TrainOptions {
 }
 
 /// Iterations and batch of the `shapes` quick start (fits 10 minutes on 2 cores).
-const SHAPES_ITERS: u64 = 1500;
+const SHAPES_ITERS: u64 = 1000;
 const SHAPES_BATCH: usize = 4;
 const SHAPES_LR: f64 = 0.02;
 
