@@ -4,76 +4,32 @@
 //!     cargo run --release --example bench_backbone -- [BACKBONE] [HEIGHT] [WIDTH] [ITERS]
 //!
 //! torchvision runs `scripts/bench_backbone_torch.py` with `$DETECT_PYTHON`, else
-//! `/work/venv/bin/python` when present, else `python3`; both sides use as many threads as
+//! `/work/venv/bin/python`; both sides use as many threads as
 //! candle does (rayon's pool). Times are medians of ITERS runs after one warm-up; ours is
 //! timed before and after torch (sandwich) so that a change in machine load during the run
 //! biases neither side. On a shared machine the ratio is still noisy: run it on a quiet one.
-use std::process::Command;
+#[path = "common/reference.rs"]
+mod reference;
+
+use reference::median;
 use std::time::Instant;
 
 use backbones::{BackboneConfig, BackboneWithFpn, CheckedWeights, WeightMap};
 use candle_core::{DType, Device, Tensor};
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
-fn python() -> Option<String> {
-    if let Ok(p) = std::env::var("DETECT_PYTHON") {
-        return Some(p);
-    }
-    let venv = "/work/venv/bin/python";
-    if std::path::Path::new(venv).exists() {
-        return Some(venv.into());
-    }
-    let ok = Command::new("python3")
-        .arg("-c")
-        .arg("import torchvision")
-        .output();
-    ok.is_ok_and(|o| o.status.success())
-        .then(|| "python3".into())
-}
-
+/// torchvision's median seconds for the same forward.
 fn torch_seconds(
-    python: &str,
     name: &str,
     h: usize,
     w: usize,
     iters: usize,
     threads: usize,
 ) -> anyhow::Result<f64> {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/bench_backbone_torch.py"
-    );
-    let out = Command::new(python)
-        .args([
-            script,
-            "--backbone",
-            name,
-            "--height",
-            &h.to_string(),
-            "--width",
-            &w.to_string(),
-        ])
-        .args([
-            "--iters",
-            &iters.to_string(),
-            "--threads",
-            &threads.to_string(),
-        ])
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{script} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let times = json["seconds"]
-        .as_array()
-        .ok_or_else(|| anyhow::anyhow!("no `seconds` in {json}"))?;
-    Ok(median(times.iter().filter_map(|t| t.as_f64()).collect()))
+    let json = reference::run_script(
+        "bench_backbone_torch.py",
+        &reference::script_args(name, h, w, iters, threads),
+    )?;
+    reference::median_seconds(&json)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -101,12 +57,8 @@ fn main() -> anyhow::Result<()> {
     let ours = median(times);
     println!("{name} backbone+FPN forward {h}x{w}, batch 1, f32, CPU, {threads} threads");
     println!("ours:                 {ours:8.3} s (median of {iters})");
-    let Some(py) = python() else {
-        println!("torchvision:          not run (no python with torchvision: set DETECT_PYTHON)");
-        return Ok(());
-    };
     // Ours again after torch: a change in machine load during the run biases neither side.
-    let torch = torch_seconds(&py, name, h, w, iters, threads)?;
+    let torch = torch_seconds(name, h, w, iters, threads)?;
     let mut again = Vec::new();
     for _ in 0..iters {
         let t0 = Instant::now();

@@ -9,7 +9,10 @@
 //! sides use candle's thread count. The image is uniform noise of exactly 800x1333 (the
 //! transform's output size for it), so both sides resize it to itself. Random weights make
 //! few detections on either side; the RPN's 1000 proposals per level are processed anyway.
-use std::process::Command;
+#[path = "common/reference.rs"]
+mod reference;
+
+use reference::median;
 use std::time::Instant;
 
 use backbones::{CheckedWeights, WeightMap};
@@ -22,45 +25,13 @@ use detect::predict::detect_image;
 const HEIGHT: usize = 800;
 const WIDTH: usize = 1333;
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
 /// torchvision's median time and its detection count.
-fn torch_seconds(
-    python: &str,
-    name: &str,
-    iters: usize,
-    threads: usize,
-) -> anyhow::Result<(f64, u64)> {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/bench_predict_torch.py"
-    );
-    let (h, w, i, t) = (
-        HEIGHT.to_string(),
-        WIDTH.to_string(),
-        iters.to_string(),
-        threads.to_string(),
-    );
-    let out = Command::new(python)
-        .args([script, "--backbone", name, "--height", &h, "--width", &w])
-        .args(["--iters", &i, "--threads", &t])
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{script} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let times = json["seconds"]
-        .as_array()
-        .ok_or_else(|| anyhow::anyhow!("no `seconds` in {json}"))?;
-    let count = json["detections"].as_u64().unwrap_or(0);
+fn torch_seconds(name: &str, iters: usize, threads: usize) -> anyhow::Result<(f64, u64)> {
+    let args = reference::script_args(name, HEIGHT, WIDTH, iters, threads);
+    let json = reference::run_script("bench_predict_torch.py", &args)?;
     Ok((
-        median(times.iter().filter_map(|t| t.as_f64()).collect()),
-        count,
+        reference::median_seconds(&json)?,
+        json["detections"].as_u64().unwrap_or(0),
     ))
 }
 
@@ -89,7 +60,6 @@ fn main() -> anyhow::Result<()> {
         _ => vec!["resnet50", "resnext101_32x4d"],
     };
     let threads = candle_core::utils::get_num_threads();
-    let python = std::env::var("DETECT_PYTHON").unwrap_or_else(|_| "/work/venv/bin/python".into());
     // Uniform noise, as the torch side (a fixed LCG: no dependency needed).
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let pixels = (0..HEIGHT * WIDTH * 3)
@@ -105,7 +75,7 @@ fn main() -> anyhow::Result<()> {
     for name in names {
         let (ours, count) = ours_seconds(name, iters, &image)?;
         println!("{name:<18} ours (candle):   {ours:8.2} s  ({count} detections)");
-        match torch_seconds(&python, name, iters, threads) {
+        match torch_seconds(name, iters, threads) {
             Ok((torch, torch_count)) => {
                 println!("{name:<18} torchvision:     {torch:8.2} s  ({torch_count} detections)");
                 println!("{name:<18} ratio ours/torch: {:7.2}x", ours / torch);

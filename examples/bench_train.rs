@@ -11,7 +11,10 @@
 //!
 //! Measured 2026-11-28 (2 threads, a shared machine at load ~7): ours 67.4 s/iteration,
 //! torchvision 51.2 s/iteration, ratio 1.32x.
-use std::process::Command;
+#[path = "common/reference.rs"]
+mod reference;
+
+use reference::median;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
@@ -28,11 +31,7 @@ const BOXES: [[f32; 4]; 3] = [
 ];
 const LABELS: [u32; 3] = [1, 18, 62];
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
+/// torchvision's median seconds per training step.
 fn torch_seconds(
     name: &str,
     h: usize,
@@ -40,28 +39,11 @@ fn torch_seconds(
     iters: usize,
     threads: usize,
 ) -> anyhow::Result<f64> {
-    let python = std::env::var("DETECT_PYTHON").unwrap_or_else(|_| "/work/venv/bin/python".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/bench_train_torch.py");
-    let out = Command::new(&python)
-        .args([script, "--backbone", name])
-        .args(["--height", &h.to_string(), "--width", &w.to_string()])
-        .args([
-            "--iters",
-            &iters.to_string(),
-            "--threads",
-            &threads.to_string(),
-        ])
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{python} {script} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let times = json["seconds"]
-        .as_array()
-        .ok_or_else(|| anyhow::anyhow!("no `seconds` in {json}"))?;
-    Ok(median(times.iter().filter_map(|t| t.as_f64()).collect()))
+    let json = reference::run_script(
+        "bench_train_torch.py",
+        &reference::script_args(name, h, w, iters, threads),
+    )?;
+    reference::median_seconds(&json)
 }
 
 fn main() -> anyhow::Result<()> {
