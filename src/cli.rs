@@ -38,7 +38,9 @@ pub enum Command {
         detect info --backbone resnext50_8x14d --height 800 --width 1216 --json")]
     Info(InfoArgs),
     /// Convert a PyTorch `.pth` checkpoint to `.safetensors` (no Python needed).
-    #[command(after_help = "Example:\n  detect convert fasterrcnn_resnet50_fpn.pth fasterrcnn_resnet50_fpn.safetensors")]
+    #[command(
+        after_help = "Example:\n  detect convert fasterrcnn_resnet50_fpn.pth fasterrcnn_resnet50_fpn.safetensors"
+    )]
     Convert(ConvertArgs),
 }
 

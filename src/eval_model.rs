@@ -25,7 +25,8 @@ pub fn run(args: &EvalArgs, weights: &Path) -> anyhow::Result<()> {
     let dataset = open_split(&spec, Split::Val)?;
     let dataset_categories = dataset.coco.category_map();
     let labels = &loaded.labels;
-    let known: std::collections::HashSet<u64> = dataset.coco.categories.iter().map(|c| c.id).collect();
+    let known: std::collections::HashSet<u64> =
+        dataset.coco.categories.iter().map(|c| c.id).collect();
     let category_of_label = |label: u32| {
         let id = labels.category(label as usize).id;
         known.contains(&id).then_some(id)
@@ -53,7 +54,10 @@ pub fn run(args: &EvalArgs, weights: &Path) -> anyhow::Result<()> {
     )?;
     bar.finish_and_clear();
     if !output.skipped.is_empty() {
-        eprintln!("warning: skipped {} unreadable images:", output.skipped.len());
+        eprintln!(
+            "warning: skipped {} unreadable images:",
+            output.skipped.len()
+        );
         for m in &output.skipped {
             eprintln!("  {m}");
         }

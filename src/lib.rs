@@ -11,29 +11,29 @@
 //! - Output: [`inference`] (detections → COCO results + metrics), [`draw`], [`results`],
 //!   [`labels`], [`predict_output`], [`atomic_file`] (temp file + rename).
 pub mod atomic_file;
-pub mod cli;
-pub mod eval;
-pub mod eval_model;
-pub mod info;
-pub mod config;
-pub mod model;
-pub mod inference;
-pub mod train;
-pub mod train_loop;
 pub mod checkpoint;
-pub mod metrics;
-pub mod params;
-pub mod plot;
-pub mod progress;
-pub mod solver;
+pub mod cli;
+pub mod config;
 pub mod convert;
 pub mod draw;
+pub mod eval;
+pub mod eval_model;
+pub mod inference;
+pub mod info;
 pub mod labels;
 pub mod load;
+pub mod metrics;
+pub mod model;
+pub mod params;
+pub mod plot;
 pub mod predict;
 pub mod predict_output;
+pub mod progress;
 pub mod pth;
 pub mod results;
+pub mod solver;
+pub mod train;
+pub mod train_loop;
 pub mod weights_discovery;
 
 use cli::{Cli, Command};

@@ -44,7 +44,8 @@ impl Losses {
 
     /// `(name, value)` pairs in a fixed order, for logging.
     pub fn values(&self) -> Result<Vec<(&'static str, f64)>> {
-        let scalar = |t: &Tensor| -> Result<f64> { t.to_dtype(candle_core::DType::F64)?.to_scalar() };
+        let scalar =
+            |t: &Tensor| -> Result<f64> { t.to_dtype(candle_core::DType::F64)?.to_scalar() };
         Ok(vec![
             ("loss_objectness", scalar(&self.rpn_objectness)?),
             ("loss_rpn_box_reg", scalar(&self.rpn_box_reg)?),
@@ -64,7 +65,12 @@ impl FasterRcnn {
             rpn: Rpn::new(&config.rpn, channels, vb.pp("rpn"))?.with_conv(ConvFn::new(
                 |x, w, padding| backbones::conv::conv2d(x, w, ConvConfig::new(1, padding, 1)),
             )),
-            roi_heads: RoiHeads::new(&config.roi_heads, channels, config.num_classes, vb.pp("roi_heads"))?,
+            roi_heads: RoiHeads::new(
+                &config.roi_heads,
+                channels,
+                config.num_classes,
+                vb.pp("roi_heads"),
+            )?,
             config: config.clone(),
         })
     }
@@ -156,13 +162,17 @@ impl FasterRcnn {
         let features = self.backbone.forward(images)?;
         let gt_boxes: Vec<Tensor> = targets.iter().map(|t| t.boxes.clone()).collect();
         let out = self.rpn.predict(&features, padded_size(images)?)?;
-        let anchor_targets = self.rpn.assign_targets_to_anchors(&out.anchors, &gt_boxes)?;
+        let anchor_targets = self
+            .rpn
+            .assign_targets_to_anchors(&out.anchors, &gt_boxes)?;
         let rpn = self
             .rpn
             .compute_loss(&out, &anchor_targets, &gt_boxes, rpn_samples)?;
         let proposals = self.rpn.training_proposals(&out, image_sizes)?;
         let with_gt = self.roi_heads.add_gt_proposals(&proposals.boxes, targets)?;
-        let matched = self.roi_heads.assign_targets_to_proposals(&with_gt, targets)?;
+        let matched = self
+            .roi_heads
+            .assign_targets_to_proposals(&with_gt, targets)?;
         let roi_samples = roi_samples(&with_gt)?;
         let samples =
             self.roi_heads

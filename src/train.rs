@@ -66,14 +66,23 @@ impl TrainOptions {
             .context("training needs --dataset NAME or --annotations FILE --images DIR")?;
         let shapes = matches!(dataset, DatasetSpec::Shapes(_));
         let backbone = args.backbone.clone().unwrap_or_else(|| {
-            if shapes { SHAPES_BACKBONE } else { "resnext101_32x4d" }.to_string()
+            if shapes {
+                SHAPES_BACKBONE
+            } else {
+                "resnext101_32x4d"
+            }
+            .to_string()
         });
-        let batch_size = args.batch_size.unwrap_or(if shapes { SHAPES_BATCH } else { 2 });
+        let batch_size = args
+            .batch_size
+            .unwrap_or(if shapes { SHAPES_BATCH } else { 2 });
         let mut solver = match (&args.schedule, args.iters) {
             (Some(s), _) => SolverConfig::for_schedule(s.parse::<Schedule>()?, batch_size)?,
             (None, Some(iters)) => SolverConfig::with_iters(
                 iters as u64,
-                args.steps.as_ref().map(|s| s.iter().map(|&x| x as u64).collect()),
+                args.steps
+                    .as_ref()
+                    .map(|s| s.iter().map(|&x| x as u64).collect()),
                 batch_size,
             )?,
             (None, None) if shapes => SolverConfig::with_iters(SHAPES_ITERS, None, batch_size)?,
@@ -248,8 +257,12 @@ pub fn open_split(spec: &DatasetSpec, split: Split) -> anyhow::Result<Arc<Datase
 }
 
 /// The detector config for a dataset's classes.
-pub fn detector_config(options: &TrainOptions, map: &CategoryMap) -> anyhow::Result<DetectorConfig> {
-    let mut config = DetectorConfig::from_backbone_name(&options.backbone, map.num_categories() + 1)?;
+pub fn detector_config(
+    options: &TrainOptions,
+    map: &CategoryMap,
+) -> anyhow::Result<DetectorConfig> {
+    let mut config =
+        DetectorConfig::from_backbone_name(&options.backbone, map.num_categories() + 1)?;
     if let Some(m) = options.min_size {
         config.transform.min_size = vec![m];
     }

@@ -28,7 +28,11 @@ const KEEP_CHECKPOINTS: usize = 3;
 pub const MODEL_FINAL: &str = "model_final.safetensors";
 
 /// What a run resolves to: written to `config.json`, stored in checkpoints and the final model.
-fn resolved_config(options: &TrainOptions, detector: &DetectorConfig, map: &CategoryMap) -> serde_json::Value {
+fn resolved_config(
+    options: &TrainOptions,
+    detector: &DetectorConfig,
+    map: &CategoryMap,
+) -> serde_json::Value {
     json!({
         "detector": detector,
         "categories": map,
@@ -40,7 +44,10 @@ fn resolved_config(options: &TrainOptions, detector: &DetectorConfig, map: &Cate
 }
 
 /// Weights to start from (checkpoint, detector, ImageNet backbone, or none).
-fn initial_weights(options: &TrainOptions, resume: Option<&Checkpoint>) -> anyhow::Result<HashMap<String, Tensor>> {
+fn initial_weights(
+    options: &TrainOptions,
+    resume: Option<&Checkpoint>,
+) -> anyhow::Result<HashMap<String, Tensor>> {
     if let Some(c) = resume {
         return Ok(c.model.clone().into_iter().collect());
     }
@@ -74,7 +81,8 @@ fn data_position(loader: &DataLoader, iteration: u64) -> (u64, usize) {
 /// Runs `detect train` as configured.
 pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
     let out = &options.output;
-    std::fs::create_dir_all(out).with_context(|| format!("creating output folder {}", out.display()))?;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("creating output folder {}", out.display()))?;
     let checkpointer = Checkpointer::new(out, KEEP_CHECKPOINTS);
     let resume = if options.resume {
         let c = checkpointer
@@ -89,16 +97,27 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
     let map = train_set.coco.category_map();
     let detector = detector_config(options, &map)?;
     let config = resolved_config(options, &detector, &map);
-    write_atomic(&out.join("config.json"), serde_json::to_string_pretty(&config)?.as_bytes())
-        .with_context(|| format!("writing {}", out.join("config.json").display()))?;
+    write_atomic(
+        &out.join("config.json"),
+        serde_json::to_string_pretty(&config)?.as_bytes(),
+    )
+    .with_context(|| format!("writing {}", out.join("config.json").display()))?;
 
     let loaded = initial_weights(options, resume.as_ref())?;
     let (model, params) = build_model(&detector, loaded, options.seed, &options.device)?;
     let unused = params.unused_keys();
     if !unused.is_empty() && resume.is_none() {
-        eprintln!("note: {} weights in the file were not used: {}", unused.len(), unused.join(", "));
+        eprintln!(
+            "note: {} weights in the file were not used: {}",
+            unused.len(),
+            unused.join(", ")
+        );
     }
-    let mut sgd = Sgd::new(params.trainable(), options.solver.momentum, options.solver.weight_decay)?;
+    let mut sgd = Sgd::new(
+        params.trainable(),
+        options.solver.momentum,
+        options.solver.weight_decay,
+    )?;
     let start_iter = match &resume {
         Some(c) => {
             sgd.load_state(&c.momentum.clone().into_iter().collect())?;
@@ -126,7 +145,10 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
         Mode::Train,
     );
     if loader.num_images() == 0 {
-        anyhow::bail!("the training split of `{}` has no image with a box", options.dataset.name());
+        anyhow::bail!(
+            "the training split of `{}` has no image with a box",
+            options.dataset.name()
+        );
     }
     let val_set = match open_split(&options.dataset, Split::Val) {
         Ok(v) => Some(v),
@@ -153,7 +175,8 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
             config: config.clone(),
         })?;
         if let Ok(records) = read_records(&metrics_path) {
-            let _ = crate::plot::plot_losses(&records, &out.join("loss.png"), &options.dataset.name());
+            let _ =
+                crate::plot::plot_losses(&records, &out.join("loss.png"), &options.dataset.name());
         }
         Ok(())
     };
@@ -184,7 +207,9 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
         if interrupt.requested() {
             save(iteration, &sgd)?;
             progress.finish();
-            eprintln!("interrupted: saved a checkpoint at iteration {iteration}; continue with --resume");
+            eprintln!(
+                "interrupted: saved a checkpoint at iteration {iteration}; continue with --resume"
+            );
             return Ok(());
         }
         let t = Instant::now();
@@ -242,7 +267,11 @@ fn first_non_finite(tensors: &BTreeMap<String, Tensor>) -> anyhow::Result<Option
             continue;
         }
         // The sum of x * 0 is NaN exactly when some x is NaN or infinite.
-        let s: f32 = t.affine(0.0, 0.0)?.sum_all()?.to_dtype(candle_core::DType::F32)?.to_scalar()?;
+        let s: f32 = t
+            .affine(0.0, 0.0)?
+            .sum_all()?
+            .to_dtype(candle_core::DType::F32)?
+            .to_scalar()?;
         if !s.is_finite() {
             return Ok(Some(name.clone()));
         }
@@ -279,4 +308,3 @@ fn run_eval(
         .map(|(n, v)| (n.to_string(), v))
         .collect())
 }
-

@@ -45,7 +45,12 @@ fn train_losses(out: &Path) -> Vec<(u64, f64)> {
     text.lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|v| v["type"] == "train")
-        .map(|v| (v["iteration"].as_u64().unwrap(), v["total_loss"].as_f64().unwrap()))
+        .map(|v| {
+            (
+                v["iteration"].as_u64().unwrap(),
+                v["total_loss"].as_f64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -64,26 +69,44 @@ fn writes_config_metrics_plot_checkpoints_and_final_model() {
     let out = dir.path().join("run");
     let result = tiny_train(&out, &["--iters", "4", "--checkpoint-period", "2"]);
     assert_ok(&result);
-    for file in ["config.json", "metrics.jsonl", "loss.png", "last_checkpoint", "model_final.safetensors"] {
+    for file in [
+        "config.json",
+        "metrics.jsonl",
+        "loss.png",
+        "last_checkpoint",
+        "model_final.safetensors",
+    ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
     let last = std::fs::read_to_string(out.join("last_checkpoint")).unwrap();
-    assert!(out.join(last.trim()).is_file(), "last_checkpoint names a missing file: {last}");
+    assert!(
+        out.join(last.trim()).is_file(),
+        "last_checkpoint names a missing file: {last}"
+    );
     let losses = train_losses(&out);
     assert_eq!(losses.iter().map(|l| l.0).collect::<Vec<_>>(), [1, 2, 3, 4]);
     assert!(losses.iter().all(|l| l.1.is_finite() && l.1 > 0.0));
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
-    assert_eq!(config["detector"]["num_classes"], 4, "3 shapes + background");
+    assert_eq!(
+        config["detector"]["num_classes"], 4,
+        "3 shapes + background"
+    );
     let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
-    assert!(text.contains("\"type\":\"eval\""), "no evaluation line in metrics.jsonl");
+    assert!(
+        text.contains("\"type\":\"eval\""),
+        "no evaluation line in metrics.jsonl"
+    );
 }
 
 #[test]
 fn resumed_run_has_the_losses_of_an_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
     let full = dir.path().join("full");
-    assert_ok(&tiny_train(&full, &["--iters", "6", "--checkpoint-period", "3"]));
+    assert_ok(&tiny_train(
+        &full,
+        &["--iters", "6", "--checkpoint-period", "3"],
+    ));
     let expected = train_losses(&full);
 
     // Interrupted after iteration 3: the folder as it was then (checkpoint 3, its log lines).
@@ -100,7 +123,10 @@ fn resumed_run_has_the_losses_of_an_uninterrupted_one() {
         .collect();
     std::fs::write(cut.join("metrics.jsonl"), head).unwrap();
 
-    assert_ok(&tiny_train(&cut, &["--iters", "6", "--checkpoint-period", "3", "--resume"]));
+    assert_ok(&tiny_train(
+        &cut,
+        &["--iters", "6", "--checkpoint-period", "3", "--resume"],
+    ));
     let resumed = train_losses(&cut);
     assert_eq!(resumed.len(), 6);
     for ((i, a), (j, b)) in expected.iter().zip(&resumed) {
@@ -114,17 +140,29 @@ fn resumed_run_has_the_losses_of_an_uninterrupted_one() {
 fn absurd_learning_rate_stops_and_keeps_the_last_good_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let result = tiny_train(&out, &["--iters", "40", "--checkpoint-period", "1", "--lr", "1e12"]);
+    let result = tiny_train(
+        &out,
+        &["--iters", "40", "--checkpoint-period", "1", "--lr", "1e12"],
+    );
     assert_eq!(result.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&result.stderr);
     // Either the loss or, one step earlier, a weight overflows first; both stop the run.
-    assert!(stderr.contains("non-finite") && stderr.contains("iteration"), "{stderr}");
+    assert!(
+        stderr.contains("non-finite") && stderr.contains("iteration"),
+        "{stderr}"
+    );
     // The last checkpoint is a good one and loads.
     let last = std::fs::read_to_string(out.join("last_checkpoint")).unwrap();
     let tensors = candle_core::safetensors::load(out.join(last.trim()), &candle_core::Device::Cpu)
         .expect("the last checkpoint loads");
     assert!(tensors.values().all(|t| {
-        let v: Vec<f32> = t.flatten_all().unwrap().to_dtype(candle_core::DType::F32).unwrap().to_vec1().unwrap();
+        let v: Vec<f32> = t
+            .flatten_all()
+            .unwrap()
+            .to_dtype(candle_core::DType::F32)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         v.iter().all(|x| x.is_finite())
     }));
     assert!(!out.join("model_final.safetensors").exists());

@@ -77,7 +77,17 @@ pub(crate) fn forward(
     p: Params,
 ) -> Result<CudaStorage> {
     let total = k * d.c * p.pooled_h * p.pooled_w;
-    launch("roi_align_forward", input, l_input, rois, l_rois, total, total, d, p)
+    launch(
+        "roi_align_forward",
+        input,
+        l_input,
+        rois,
+        l_rois,
+        total,
+        total,
+        d,
+        p,
+    )
 }
 
 pub(crate) fn backward(
@@ -90,5 +100,15 @@ pub(crate) fn backward(
     p: Params,
 ) -> Result<CudaStorage> {
     let total = k * d.c * p.pooled_h * p.pooled_w;
-    launch("roi_align_backward", grad, l_grad, rois, l_rois, total, d.n * d.c * d.h * d.w, d, p)
+    launch(
+        "roi_align_backward",
+        grad,
+        l_grad,
+        rois,
+        l_rois,
+        total,
+        d.n * d.c * d.h * d.w,
+        d,
+        p,
+    )
 }
