@@ -1,7 +1,7 @@
 //! `detect eval --weights MODEL --dataset ...|--annotations --images`: runs a detector over a
 //! dataset's validation split with a progress bar, writes the detections as a COCO results file
 //! and evaluates them with the same evaluator as `detect eval --results`.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use datasets::shapes::Split;
@@ -62,11 +62,11 @@ pub fn run(args: &EvalArgs, weights: &Path) -> anyhow::Result<()> {
             eprintln!("  {m}");
         }
     }
-    let results_path = args
-        .output_json
-        .as_ref()
-        .map(|p| p.with_extension("results.json"))
-        .unwrap_or_else(|| PathBuf::from(format!("{}-results.json", spec.name())));
+    // Beside the metrics file when one is asked for, else beside the weights.
+    let results_path = match &args.output_json {
+        Some(p) => p.with_extension("results.json"),
+        None => weights.with_file_name(format!("{}-results.json", spec.name())),
+    };
     let text = serde_json::to_string(&output.detections)? + "\n";
     write_atomically(&results_path, |tmp| {
         std::fs::write(tmp, &text).with_context(|| format!("writing {}", results_path.display()))
