@@ -17,21 +17,6 @@ use std::time::Instant;
 use backbones::{BackboneConfig, BackboneWithFpn, CheckedWeights, WeightMap};
 use candle_core::{DType, Device, Tensor};
 
-/// torchvision's median seconds for the same forward.
-fn torch_seconds(
-    name: &str,
-    h: usize,
-    w: usize,
-    iters: usize,
-    threads: usize,
-) -> anyhow::Result<f64> {
-    let json = reference::run_script(
-        "bench_backbone_torch.py",
-        &reference::script_args(name, h, w, iters, threads),
-    )?;
-    reference::median_seconds(&json)
-}
-
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let name = args.first().map_or("resnext101_32x4d", |s| s.as_str());
@@ -58,7 +43,8 @@ fn main() -> anyhow::Result<()> {
     println!("{name} backbone+FPN forward {h}x{w}, batch 1, f32, CPU, {threads} threads");
     println!("ours:                 {ours:8.3} s (median of {iters})");
     // Ours again after torch: a change in machine load during the run biases neither side.
-    let torch = torch_seconds(name, h, w, iters, threads)?;
+    let torch =
+        reference::reference_seconds("bench_backbone_torch.py", name, h, w, iters, threads)?;
     let mut again = Vec::new();
     for _ in 0..iters {
         let t0 = Instant::now();

@@ -31,21 +31,6 @@ const BOXES: [[f32; 4]; 3] = [
 ];
 const LABELS: [u32; 3] = [1, 18, 62];
 
-/// torchvision's median seconds per training step.
-fn torch_seconds(
-    name: &str,
-    h: usize,
-    w: usize,
-    iters: usize,
-    threads: usize,
-) -> anyhow::Result<f64> {
-    let json = reference::run_script(
-        "bench_train_torch.py",
-        &reference::script_args(name, h, w, iters, threads),
-    )?;
-    reference::median_seconds(&json)
-}
-
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let name = args.first().map_or("resnext101_32x4d", |s| s.as_str());
@@ -88,7 +73,7 @@ fn main() -> anyhow::Result<()> {
         params.trainable().len(),
         DType::F32
     );
-    match torch_seconds(name, h, w, iters, threads) {
+    match reference::reference_seconds("bench_train_torch.py", name, h, w, iters, threads) {
         Ok(torch) => {
             println!("torchvision:          {torch:8.2} s/iteration");
             println!("ratio ours/torch:     {:8.2}x", ours / torch);

@@ -1,5 +1,7 @@
 //! Shared by the benchmark examples: run a reference timing script (torch/torchvision) and
 //! summarise timings. Each script prints one JSON object with a `seconds` list.
+//! Each example uses a part of it, so unused items are expected here.
+#![allow(dead_code)]
 use std::process::Command;
 
 /// The middle value of `xs` (the upper middle for an even count).
@@ -54,4 +56,19 @@ pub fn script_args(name: &str, h: usize, w: usize, iters: usize, threads: usize)
     ]
     .map(String::from)
     .to_vec()
+}
+
+/// The reference's median seconds: `scripts/<script>` run with [`script_args`].
+pub fn reference_seconds(
+    script: &str,
+    name: &str,
+    h: usize,
+    w: usize,
+    iters: usize,
+    threads: usize,
+) -> anyhow::Result<f64> {
+    median_seconds(&run_script(
+        script,
+        &script_args(name, h, w, iters, threads),
+    )?)
 }
