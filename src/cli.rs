@@ -91,7 +91,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub iters: Option<usize>,
     /// Iterations at which the learning rate is multiplied by 0.1, comma separated.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', requires = "iters")]
     pub steps: Option<Vec<usize>>,
     /// Images per iteration.
     #[arg(long)]

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use candle_core::Tensor;
 use datasets::coco::CategoryMap;
-use datasets::dataset::Dataset;
+use datasets::dataset::{Dataset, DatasetSpec};
 use datasets::loader::{DataLoader, LoaderConfig, Mode};
 use datasets::shapes::Split;
 use serde_json::json;
@@ -97,6 +97,9 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
     let map = train_set.coco.category_map();
     let detector = detector_config(options, &map)?;
     let config = resolved_config(options, &detector, &map);
+    if let Some(c) = &resume {
+        check_same_run(&c.config, &config)?;
+    }
     write_atomic(
         &out.join("config.json"),
         serde_json::to_string_pretty(&config)?.as_bytes(),
@@ -150,12 +153,29 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
             options.dataset.name()
         );
     }
-    let val_set = match open_split(&options.dataset, Split::Val) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            eprintln!("note: no validation split, evaluation is skipped ({e:#})");
+    let stats = loader.target_stats();
+    eprintln!(
+        "targets: {} crowd regions left out, {} boxes under 1 px dropped, {} images without boxes \
+         not trained on",
+        stats.crowd_excluded, stats.small_dropped, stats.empty_images_filtered
+    );
+    let val_set = match &options.dataset {
+        // One annotation file is one split: evaluating on it would score the training images.
+        DatasetSpec::Files { .. } => {
+            eprintln!(
+                "note: --annotations/--images give no validation split, so no evaluation runs \
+                 during training\nhint: evaluate the result with `detect eval --weights \
+                 <output>/model_final.safetensors --annotations VAL.json --images VAL_DIR`"
+            );
             None
         }
+        _ => match open_split(&options.dataset, Split::Val) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                eprintln!("note: no validation split, evaluation is skipped ({e:#})");
+                None
+            }
+        },
     };
     let save = |iteration: u64, sgd: &Sgd| -> anyhow::Result<()> {
         let model = params.state_dict();
@@ -174,9 +194,14 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
             rng_state: json!({ "seed": options.seed, "iteration": iteration }),
             config: config.clone(),
         })?;
-        if let Ok(records) = read_records(&metrics_path) {
-            let _ =
-                crate::plot::plot_losses(&records, &out.join("loss.png"), &options.dataset.name());
+        let plotted = read_records(&metrics_path)
+            .map_err(anyhow::Error::from)
+            .and_then(|r| {
+                crate::plot::plot_losses(&r, &out.join("loss.png"), &options.dataset.name())
+                    .map_err(anyhow::Error::from)
+            });
+        if let Err(e) = plotted {
+            eprintln!("warning: loss.png not updated: {e:#}");
         }
         Ok(())
     };
@@ -201,6 +226,7 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
         batches.next();
     }
     let mut iteration = start_iter;
+    let mut skipped = 0usize; // images left out by --skip-bad-images
     let (mut window_start, mut data_time) = (Instant::now(), 0.0f64);
     let mut window_iters = 0u64;
     while iteration < max_iter {
@@ -216,6 +242,7 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
         let batch = match batches.next() {
             Some(b) => b?,
             None => {
+                skipped += report_skipped(&batches, epoch, &progress);
                 epoch += 1;
                 batches = loader.epoch(epoch);
                 continue;
@@ -248,7 +275,11 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
             log.append(&Record::Eval(EvalRecord { iteration, metrics }))?;
         }
     }
+    skipped += report_skipped(&batches, epoch, &progress);
     progress.finish();
+    if skipped > 0 {
+        eprintln!("warning: {skipped} unreadable images were skipped (--skip-bad-images)");
+    }
     save(iteration, &sgd)?;
     let final_path = out.join(MODEL_FINAL);
     let meta = ModelMeta {
@@ -277,6 +308,43 @@ fn first_non_finite(tensors: &BTreeMap<String, Tensor>) -> anyhow::Result<Option
         }
     }
     Ok(None)
+}
+
+/// Prints the images an epoch skipped (with `--skip-bad-images`) and returns their count.
+fn report_skipped(
+    batches: &datasets::loader::EpochBatches,
+    epoch: u64,
+    progress: &TrainProgress,
+) -> usize {
+    for message in batches.skipped_messages() {
+        progress.println(format!("warning: epoch {epoch}: skipped {message}"));
+    }
+    batches.skipped()
+}
+
+/// `--resume` continues the same run: its resolved config (model, solver, data, seed) must
+/// equal the checkpoint's.
+fn check_same_run(saved: &serde_json::Value, now: &serde_json::Value) -> anyhow::Result<()> {
+    let keys = [
+        "detector",
+        "categories",
+        "solver",
+        "dataset",
+        "batch_size",
+        "seed",
+    ];
+    let differ: Vec<&str> = keys
+        .into_iter()
+        .filter(|k| saved.get(k) != now.get(k))
+        .collect();
+    if differ.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "--resume: these settings differ from the checkpoint's: {}\nhint: resume with the \
+         options of the interrupted run (they are in its config.json)",
+        differ.join(", ")
+    )
 }
 
 /// Evaluates on the validation split, prints the summary, returns the metrics by name.

@@ -166,9 +166,11 @@ fn uses_the_newest_trained_model_without_weights() {
         "predict failed: {}",
         text(&output.stderr)
     );
-    assert!(check_lines(&text(&output.stdout), "train", 0.5) > 0);
+    let printed = check_lines(&text(&output.stdout), "train", 0.5);
+    assert!(printed > 0);
     let results: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(dir.path().join("dets.json")).unwrap()).unwrap();
+    assert_eq!(results.len(), printed, "one JSON result per printed line");
     assert!(results.iter().all(|r| r["category_id"] == 7));
 }
 

@@ -187,7 +187,8 @@ fn coco_without_data_says_where_it_looked() {
 fn eval_of_the_final_model_reproduces_the_training_evaluation() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    assert_ok(&tiny_train(&out, &["--iters", "3"]));
+    // Long enough that the metrics are not all zero (AR1 and AP75 are 0 after 3 iterations).
+    assert_ok(&tiny_train(&out, &["--iters", "40"]));
     let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     let last_eval = text
         .lines()
@@ -218,10 +219,31 @@ fn eval_of_the_final_model_reproduces_the_training_evaluation() {
     for key in ["AP", "AP50", "AP75", "AR1", "AR10", "AR100"] {
         assert_eq!(got[key], last_eval["metrics"][key], "{key}");
     }
+    assert!(
+        got["AR100"].as_f64().unwrap() > 0.0,
+        "the model finds something: {got}"
+    );
     assert!(got["per_category"]["circle"].is_number());
     let results: Vec<serde_json::Value> = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("metrics.results.json")).unwrap(),
     )
     .unwrap();
     assert!(!results.is_empty(), "the results file holds the detections");
+}
+
+#[test]
+fn resume_with_different_settings_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    assert_ok(&tiny_train(
+        &out,
+        &["--iters", "2", "--checkpoint-period", "1"],
+    ));
+    let result = tiny_train(&out, &["--iters", "4", "--seed", "9", "--resume"]);
+    assert_eq!(result.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        stderr.contains("differ from the checkpoint") && stderr.contains("seed"),
+        "{stderr}"
+    );
 }
