@@ -1,23 +1,9 @@
 //! The COCO annotation parser on the real subsets in `../shared/data` and on small hand-written
 //! files for the error paths.
-use std::path::PathBuf;
+mod common;
+use common::shared_data;
 
 use datasets::coco::{CocoDataset, CocoError, TargetOptions, BACKGROUND};
-
-/// The shared data folder, or None (test skipped) when it is absent outside CI.
-fn shared_data() -> Option<PathBuf> {
-    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data"));
-    if root.is_dir() {
-        return Some(root);
-    }
-    eprintln!("shared data missing at {}", root.display());
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "shared data is required in CI"
-    );
-    eprintln!("skipped");
-    None
-}
 
 #[test]
 fn coco128_counts_crowds_and_empty_images() {

@@ -4,6 +4,8 @@
 //! `/work/venv/bin/python datasets/tests/fixtures/eval/gen.py` (pycocotools 2.0.11). The tolerance
 //! 1e-9 leaves room only for summation order (pycocotools' numpy mean sums pairwise), which moves
 //! means of ~10^5 terms in [0, 1] by ~1e-15.
+mod common;
+use common::shared_data;
 use std::path::{Path, PathBuf};
 
 use datasets::coco::CocoDataset;
@@ -15,20 +17,6 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/eval")
         .join(name)
-}
-
-fn shared_data() -> Option<PathBuf> {
-    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data"));
-    if root.is_dir() {
-        return Some(root);
-    }
-    eprintln!("shared data missing at {}", root.display());
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "shared data is required in CI"
-    );
-    eprintln!("skipped");
-    None
 }
 
 fn assert_matches_reference(metrics: &CocoMetrics, reference: &Path) {

@@ -1,23 +1,10 @@
 //! The evaluator against pycocotools on the shared coco_val80 reference
 //! (`../shared/data/coco_val80/eval_reference/`): real COCO ground truth, synthetic detections.
-use std::path::PathBuf;
+mod common;
+use common::shared_data;
 
 use datasets::coco::CocoDataset;
 use datasets::eval::{CocoEvaluator, STAT_NAMES};
-
-fn shared_data() -> Option<PathBuf> {
-    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data"));
-    if root.is_dir() {
-        return Some(root);
-    }
-    eprintln!("shared data missing at {}", root.display());
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "shared data is required in CI"
-    );
-    eprintln!("skipped");
-    None
-}
 
 fn evaluate_val80(root: &std::path::Path) -> datasets::eval::CocoMetrics {
     let gt = CocoDataset::load(root.join("coco_val80/annotations.json")).unwrap();

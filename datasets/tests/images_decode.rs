@@ -1,5 +1,7 @@
 //! Image decoding and bad input: real COCO JPEGs (grayscale included), CMYK, and missing,
 //! corrupt, truncated or wrongly sized files, each reported with the file and the record.
+mod common;
+use common::shared_data;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -7,20 +9,6 @@ use datasets::dataset::Dataset;
 use datasets::image::{load_rgb, load_rgb_checked, ImageError};
 use datasets::loader::{DataLoader, LoaderConfig, LoaderError, Mode};
 use datasets::transforms::TransformConfig;
-
-fn shared_data() -> Option<PathBuf> {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data"));
-    if dir.is_dir() {
-        return Some(dir.to_path_buf());
-    }
-    eprintln!("shared data missing at {}", dir.display());
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "shared data missing in CI"
-    );
-    eprintln!("skipped");
-    None
-}
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("detect-images-{name}-{}", std::process::id()));

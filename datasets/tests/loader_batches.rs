@@ -1,6 +1,7 @@
 //! The loader: deterministic order and content for a seed and epoch whatever the thread count,
 //! aspect-ratio grouping, evaluation mode over every image, and targets that follow the image.
-use std::path::{Path, PathBuf};
+mod common;
+use common::shared_data;
 use std::sync::Arc;
 
 use datasets::dataset::{Dataset, DatasetSpec};
@@ -8,20 +9,6 @@ use datasets::loader::{Batch, DataLoader, LoaderConfig, Mode};
 use datasets::sampler::aspect_ratio_groups;
 use datasets::shapes::{ShapesConfig, Split};
 use datasets::transforms::{resize_boxes, resized_size, TransformConfig};
-
-fn shared_data() -> Option<PathBuf> {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data"));
-    if dir.is_dir() {
-        return Some(dir.to_path_buf());
-    }
-    eprintln!("shared data missing at {}", dir.display());
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "shared data missing in CI"
-    );
-    eprintln!("skipped");
-    None
-}
 
 fn shapes(n: usize) -> Arc<Dataset> {
     let config = ShapesConfig {
