@@ -12,12 +12,15 @@ use std::time::Instant;
 
 use datasets::image::decode_rgb;
 
-fn ours(files: &[(PathBuf, Vec<u8>)]) -> usize {
+/// Each file's path and bytes.
+type Files = [(PathBuf, Vec<u8>)];
+
+fn ours(files: &Files) -> usize {
     let decode = |(path, bytes): &(PathBuf, Vec<u8>)| decode_rgb(bytes, path).unwrap().pixels.len();
     files.iter().map(decode).sum()
 }
 
-fn zune(files: &[(PathBuf, Vec<u8>)]) -> usize {
+fn zune(files: &Files) -> usize {
     let decode = |(_, bytes): &(PathBuf, Vec<u8>)| {
         let image = image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg).unwrap();
         image.to_rgb8().into_raw().len()
@@ -49,7 +52,7 @@ fn main() {
     }
     files.sort();
     let (mut t_ours, mut t_zune) = (Vec::new(), Vec::new());
-    let time = |f: fn(&[(PathBuf, Vec<u8>)]) -> usize| {
+    let time = |f: fn(&Files) -> usize| {
         let start = Instant::now();
         std::hint::black_box(f(&files));
         start.elapsed().as_secs_f64()
