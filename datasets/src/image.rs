@@ -1,17 +1,27 @@
-//! Image files → 8-bit RGB pixels, with the checks a dataset needs.
+//! Image files → 8-bit RGB pixels equal to PIL's `Image.open(path).convert("RGB")`, which is what
+//! torchvision's detection references feed their models.
 //!
-//! JPEG and PNG are decoded by the `image` crate (zune-jpeg for JPEG). Grayscale, grayscale +
-//! alpha, RGBA, 16-bit and CMYK (converted by the JPEG decoder) all come out as interleaved
-//! RGB8; alpha is dropped, as PIL's `convert("RGB")` does. EXIF orientation is not applied,
-//! matching torchvision's COCO reference pipeline (PIL `Image.open(...).convert("RGB")`).
-//!
-//! The JPEG decoder is lenient: it fills a truncated scan with grey instead of failing. A
-//! truncated file is caught here instead: its marker structure ends before the end-of-image
-//! marker.
-use std::io::Cursor;
+//! - JPEG ([`jpeg`]): libjpeg-turbo's decompressor (built from source by `mozjpeg-sys`, whose
+//!   decoder is libjpeg-turbo's) with PIL's settings: islow integer IDCT, fancy chroma
+//!   upsampling, RGB output. Grayscale is replicated to RGB; CMYK and YCCK are converted as PIL
+//!   converts them. The decoder fills a truncated scan with grey instead of failing, so a cut file
+//!   is caught first by walking its markers ([`jpeg_markers`]).
+//! - PNG ([`png`]): the `png` crate, with PIL's 8-bit conversions of every colour type and depth
+//!   (16-bit samples keep their high byte; 16-bit grey saturates at 255; palette, tRNS and
+//!   alpha are dropped to RGB).
+//! - EXIF orientation is not applied: PIL's `Image.open` does not apply it and neither does
+//!   torchvision unless asked (`ImageOps.exif_transpose`), so pixels stay as stored.
+//! - The header is read first: an image over [`DecodeLimits::max_pixels`] is refused before its
+//!   pixels are allocated. [`image_size`] reads only the header.
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
+
+mod jpeg;
+mod jpeg_markers;
+mod png;
+#[cfg(test)]
+mod tests;
 
 /// An RGB image, pixels interleaved row by row (`[y][x][c]`), 8 bits per channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +43,38 @@ impl RgbImage {
     }
 }
 
+/// Limits checked against an image's header before its pixels are decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest accepted `width * height`. The default, 178,956,970, is twice PIL's
+    /// `Image.MAX_IMAGE_PIXELS` (89,478,485): the size at which PIL raises
+    /// `DecompressionBombError` instead of only warning.
+    pub max_pixels: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_pixels: 2 * 89_478_485,
+        }
+    }
+}
+
+impl DecodeLimits {
+    /// `Err(TooLarge)` naming `path` when `width x height` is over the limit.
+    fn check(&self, width: usize, height: usize, path: &Path) -> Result<(), ImageError> {
+        if (width as u64).saturating_mul(height as u64) > self.max_pixels {
+            return Err(ImageError::TooLarge {
+                path: path.to_path_buf(),
+                width,
+                height,
+                max_pixels: self.max_pixels,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Why an image file could not be used. Every variant names the file.
 #[derive(Debug, Error)]
 pub enum ImageError {
@@ -47,6 +89,16 @@ pub enum ImageError {
     #[error("image {path} is truncated: the JPEG has no end-of-image marker (FF D9)")]
     Truncated { path: PathBuf },
     #[error(
+        "image {path} is {width}x{height} pixels ({} pixels), over the limit of {max_pixels} \
+         pixels (width x height)", *width as u64 * *height as u64
+    )]
+    TooLarge {
+        path: PathBuf,
+        width: usize,
+        height: usize,
+        max_pixels: u64,
+    },
+    #[error(
         "image {path} is {got_width}x{got_height} pixels but the annotations say \
          {expected_width}x{expected_height} (width x height)"
     )]
@@ -57,6 +109,29 @@ pub enum ImageError {
         got_width: usize,
         got_height: usize,
     },
+}
+
+pub(crate) fn decode_error(path: &Path, message: impl Into<String>) -> ImageError {
+    ImageError::Decode {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// The formats we decode, told apart by their first bytes.
+enum Format {
+    Jpeg,
+    Png,
+}
+
+fn format_of(bytes: &[u8], path: &Path) -> Result<Format, ImageError> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Ok(Format::Jpeg)
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Ok(Format::Png)
+    } else {
+        Err(decode_error(path, "unknown format (expected JPEG or PNG)"))
+    }
 }
 
 /// Reads and decodes an image file to RGB.
@@ -88,116 +163,35 @@ pub fn load_rgb_checked(
     Ok(image)
 }
 
-/// Decodes an encoded image (JPEG or PNG, detected from its bytes) to RGB; `path` only names
-/// it in errors.
+/// Decodes an encoded image (JPEG or PNG, told apart by its bytes) to RGB under the default
+/// [`DecodeLimits`]; `path` only names it in errors.
 pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage, ImageError> {
-    let decode_error = |message: String| ImageError::Decode {
-        path: path.to_path_buf(),
-        message,
-    };
-    let reader = image::ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| decode_error(e.to_string()))?;
-    match reader.format() {
-        Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
-            return Err(ImageError::Truncated {
-                path: path.to_path_buf(),
-            })
-        }
-        Some(_) => {}
-        None => return Err(decode_error("unknown format (expected JPEG or PNG)".into())),
-    }
-    let decoded = reader.decode().map_err(|e| decode_error(e.to_string()))?;
-    let rgb = match decoded {
-        image::DynamicImage::ImageRgb8(rgb) => rgb,
-        other => other.to_rgb8(),
-    };
-    let (width, height) = (rgb.width() as usize, rgb.height() as usize);
-    Ok(RgbImage {
-        width,
-        height,
-        pixels: rgb.into_raw(),
-    })
+    decode_rgb_with_limits(bytes, path, &DecodeLimits::default())
 }
 
-/// Whether a JPEG's segments run to its end-of-image marker (`FF D9`). Walks the marker
-/// structure (segment lengths, entropy-coded data up to the next marker), so thumbnails inside
-/// APP segments and data appended after EOI do not fool it; running out of bytes first means the
-/// file was cut.
-fn jpeg_is_complete(b: &[u8]) -> bool {
-    let mut i = 2; // after SOI
-    loop {
-        // Next marker: skip stray bytes and 0xFF fill.
-        while i < b.len() && b[i] != 0xFF {
-            i += 1;
-        }
-        while i < b.len() && b[i] == 0xFF {
-            i += 1;
-        }
-        let Some(&marker) = b.get(i) else {
-            return false;
-        };
-        i += 1;
-        match marker {
-            0xD9 => return true,
-            0x01 | 0xD0..=0xD7 => continue, // standalone markers
-            _ => {}
-        }
-        let Some(len) = b
-            .get(i..i + 2)
-            .map(|l| u16::from_be_bytes([l[0], l[1]]) as usize)
-        else {
-            return false;
-        };
-        i += len;
-        if len < 2 || i > b.len() {
-            return false;
-        }
-        if marker == 0xDA {
-            // Entropy-coded data: 0xFF is followed by 0x00 (a stuffed byte), a restart marker,
-            // or the next real marker.
-            loop {
-                while i < b.len() && b[i] != 0xFF {
-                    i += 1;
-                }
-                match b.get(i + 1) {
-                    None => return false,
-                    Some(0x00 | 0xD0..=0xD7) => i += 2,
-                    Some(0xFF) => i += 1,
-                    Some(_) => break,
-                }
+/// [`decode_rgb`] with explicit limits, checked on the header before any pixel is decoded.
+pub fn decode_rgb_with_limits(
+    bytes: &[u8],
+    path: &Path,
+    limits: &DecodeLimits,
+) -> Result<RgbImage, ImageError> {
+    match format_of(bytes, path)? {
+        Format::Jpeg => {
+            if !jpeg_markers::jpeg_is_complete(bytes) {
+                return Err(ImageError::Truncated {
+                    path: path.to_path_buf(),
+                });
             }
+            jpeg::decode(bytes, path, limits)
         }
+        Format::Png => png::decode(bytes, path, limits),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rejects_bytes_that_are_no_image() {
-        let err = decode_rgb(b"not an image at all", Path::new("x.jpg")).unwrap_err();
-        assert!(err.to_string().contains("x.jpg"), "{err}");
-    }
-
-    #[test]
-    fn jpeg_structure_walk_finds_the_end_marker() {
-        // SOI, APP0 (length 4, holding a fake EOI), SOS (length 2), data with a stuffed 0xFF
-        // and a restart marker, EOI, then trailing bytes.
-        let full = [
-            0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 0xFF, 0xD9, 0xFF, 0xDA, 0, 2, 1, 0xFF, 0, 2, 0xFF, 0xD0,
-            3, 0xFF, 0xD9, 7, 7,
-        ];
-        assert!(jpeg_is_complete(&full));
-        for cut in 3..19 {
-            assert!(!jpeg_is_complete(&full[..cut]), "cut at {cut}");
-        }
-    }
-
-    #[test]
-    fn from_pixels_checks_the_length() {
-        assert!(RgbImage::from_pixels(2, 2, vec![0; 12]).is_some());
-        assert!(RgbImage::from_pixels(2, 2, vec![0; 11]).is_none());
+/// `(width, height)` from the header alone, without decoding pixels.
+pub fn image_size(bytes: &[u8], path: &Path) -> Result<(usize, usize), ImageError> {
+    match format_of(bytes, path)? {
+        Format::Jpeg => jpeg::size(bytes, path),
+        Format::Png => png::size(bytes, path),
     }
 }
