@@ -2,26 +2,34 @@
 //! filled label `name 0.93` above it (inside the box when it touches the top edge), in the
 //! spirit of torchvision's `draw_bounding_boxes` and detectron2's visualizer.
 //!
-//! Text uses DejaVu Sans (the font detectron2's matplotlib renders with), embedded in the binary
-//! by the `dejavu` crate and rasterised with `ab_glyph`. Everything is clipped to the image:
-//! boxes partly or wholly outside it, or with non-finite coordinates, never panic.
-use ab_glyph::{point, Font, FontRef, PxScale, ScaleFont};
+//! The pixels are `imageproc::drawing`'s: hollow rectangles for the outline, a filled rectangle
+//! for the label background and anti-aliased text (glyph coverage blended into the background)
+//! in DejaVu Sans, the font detectron2's matplotlib renders with, embedded in the binary by the
+//! `dejavu` crate. What is ours: the class colours, the style that scales with the image, the
+//! label placement and the order (best detection's label on top).
+//!
+//! Everything is clipped to the image: boxes partly or wholly outside it, empty, or with
+//! non-finite coordinates never panic (`imageproc::rect::Rect` panics on a zero width or
+//! height, so [`pixel_rect`] only builds non-empty ones).
+use ab_glyph::FontRef;
 use image::{Rgb, RgbImage};
+use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut, draw_text_mut, text_size};
+use imageproc::rect::Rect;
 
 use crate::output::detection::Detection;
 use datasets::coco::CategoryMap;
 
 /// Horizontal padding of the label text inside its background, in pixels.
-const LABEL_PAD_X: i64 = 3;
+const LABEL_PAD_X: u32 = 3;
 /// Vertical padding of the label text inside its background, in pixels.
-const LABEL_PAD_Y: i64 = 1;
+const LABEL_PAD_Y: u32 = 1;
 
 /// Sizes derived from the image so labels stay readable on small and large images alike.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DrawStyle {
     /// Box outline width in pixels (2 below ~900x900 pixels, else 3).
-    pub thickness: i64,
-    /// Label text height in pixels.
+    pub thickness: u32,
+    /// Label text height (ascent - descent) in pixels.
     pub font_px: f32,
 }
 
@@ -47,64 +55,52 @@ pub fn class_colour(label: usize) -> Rgb<u8> {
 /// lowest score up, then all labels, so the best detection's label ends on top.
 pub fn draw_detections(image: &mut RgbImage, detections: &[Detection], labels: &CategoryMap) {
     let style = DrawStyle::for_image(image.width(), image.height());
-    let font = embedded_font();
-    let mut order: Vec<&Detection> = detections.iter().collect();
-    order.sort_by(|a, b| a.score.total_cmp(&b.score));
-    for detection in &order {
-        if let Some(rect) = pixel_rect(detection.box_xyxy, image.width(), image.height()) {
-            draw_outline(image, rect, style.thickness, class_colour(detection.label));
-        }
+    let font = FontRef::try_from_slice(dejavu::sans::regular())
+        .expect("the DejaVu font embedded by the `dejavu` crate parses");
+    let mut order: Vec<(&Detection, Rect)> = detections
+        .iter()
+        .filter_map(|d| Some((d, pixel_rect(d.box_xyxy, image.width(), image.height())?)))
+        .collect();
+    order.sort_by(|(a, _), (b, _)| a.score.total_cmp(&b.score));
+    for (detection, rect) in &order {
+        draw_outline(image, *rect, style.thickness, class_colour(detection.label));
     }
-    for detection in &order {
-        if let Some(rect) = pixel_rect(detection.box_xyxy, image.width(), image.height()) {
-            let text = format!(
-                "{} {:.2}",
-                labels.category(detection.label).name,
-                detection.score
-            );
-            draw_label(
-                image,
-                &font,
-                style,
-                rect,
-                &text,
-                class_colour(detection.label),
-            );
-        }
+    for (detection, rect) in &order {
+        let name = &labels.category(detection.label).name;
+        let text = format!("{name} {:.2}", detection.score);
+        let background = class_colour(detection.label);
+        draw_label(image, &font, style, *rect, &text, background);
     }
 }
 
-/// DejaVu Sans Regular, embedded in the binary.
-pub fn embedded_font() -> FontRef<'static> {
-    FontRef::try_from_slice(dejavu::sans::regular()).expect("the embedded DejaVu font parses")
-}
-
-/// `[x1, y1, x2, y2]` in integer pixels (x2, y2 exclusive) clipped to the image, so a box that
+/// The box `[x1, y1, x2, y2]` rounded to whole pixels and clipped to the image, so a box that
 /// leaves the image keeps a visible outline at its border; `None` for non-finite boxes and
 /// boxes with nothing inside the image.
-fn pixel_rect(box_xyxy: [f32; 4], width: u32, height: u32) -> Option<[i64; 4]> {
+fn pixel_rect(box_xyxy: [f32; 4], width: u32, height: u32) -> Option<Rect> {
     if box_xyxy.iter().any(|v| !v.is_finite()) {
         return None;
     }
     let [x1, y1, x2, y2] = box_xyxy.map(|v| v.clamp(-1e6, 1e6).round() as i64);
-    let (width, height) = (width as i64, height as i64);
-    let rect = [
-        x1.min(x2).clamp(0, width),
-        y1.min(y2).clamp(0, height),
-        x1.max(x2).clamp(0, width),
-        y1.max(y2).clamp(0, height),
-    ];
-    (rect[2] > rect[0] && rect[3] > rect[1]).then_some(rect)
+    let (width, height) = (i64::from(width), i64::from(height));
+    let (left, right) = (x1.min(x2).clamp(0, width), x1.max(x2).clamp(0, width));
+    let (top, bottom) = (y1.min(y2).clamp(0, height), y1.max(y2).clamp(0, height));
+    (right > left && bottom > top).then(|| {
+        Rect::at(left as i32, top as i32).of_size((right - left) as u32, (bottom - top) as u32)
+    })
 }
 
-/// A `thickness`-pixel band along the inside of `rect`.
-fn draw_outline(image: &mut RgbImage, rect: [i64; 4], thickness: i64, colour: Rgb<u8>) {
-    let [x1, y1, x2, y2] = rect;
-    let t = thickness.min((x2 - x1).max(1)).min((y2 - y1).max(1));
-    fill_rect(image, [x1, y1, x2, y1 + t], colour); // top
-    fill_rect(image, [x1, y2 - t, x2, y2], colour); // bottom
-    fill_rect(image, [x1, y1, x1 + t, y2], colour); // left
-    fill_rect(image, [x2 - t, y1, x2, y2], colour); // right
+/// A `thickness`-pixel band along the inside of `rect`: nested one-pixel outlines, each one
+/// pixel further in, until the rectangle is used up.
+fn draw_outline(image: &mut RgbImage, rect: Rect, thickness: u32, colour: Rgb<u8>) {
+    for inset in 0..thickness {
+        let width = rect.width().saturating_sub(2 * inset);
+        let height = rect.height().saturating_sub(2 * inset);
+        if width == 0 || height == 0 {
+            break;
+        }
+        let (left, top) = (rect.left() + inset as i32, rect.top() + inset as i32);
+        draw_hollow_rect_mut(image, Rect::at(left, top).of_size(width, height), colour);
+    }
 }
 
 /// A filled label with `text`, sitting on top of `rect` (inside it when there is no room
@@ -113,26 +109,22 @@ fn draw_label(
     image: &mut RgbImage,
     font: &FontRef<'static>,
     style: DrawStyle,
-    rect: [i64; 4],
+    rect: Rect,
     text: &str,
     background: Rgb<u8>,
 ) {
-    let scaled = font.as_scaled(PxScale::from(style.font_px));
-    let text_width = text_width(font, style.font_px, text);
-    let label_w = text_width.ceil() as i64 + 2 * LABEL_PAD_X;
-    let label_h = (scaled.ascent() - scaled.descent()).ceil() as i64 + 2 * LABEL_PAD_Y;
-    let (width, height) = (image.width() as i64, image.height() as i64);
-    let [x1, y1, _, _] = rect;
-    let top = if y1 - label_h >= 0 {
-        y1 - label_h
-    } else {
-        y1.max(0)
-    };
-    let top = top.min(height - label_h).max(0);
-    let left = x1.min(width - label_w).max(0);
-    fill_rect(
+    let (text_w, text_h) = text_size(style.font_px, font, text);
+    let (label_w, label_h) = (text_w + 2 * LABEL_PAD_X, text_h + 2 * LABEL_PAD_Y);
+    let (width, height) = (i64::from(image.width()), i64::from(image.height()));
+    let (label_w_i, label_h_i) = (i64::from(label_w), i64::from(label_h));
+    let (x1, y1) = (i64::from(rect.left()), i64::from(rect.top()));
+    let top = if y1 >= label_h_i { y1 - label_h_i } else { y1 };
+    let top = top.min(height - label_h_i).max(0);
+    let left = x1.min(width - label_w_i).max(0);
+    let (left, top) = (left as i32, top as i32);
+    draw_filled_rect_mut(
         image,
-        [left, top, left + label_w, top + label_h],
+        Rect::at(left, top).of_size(label_w, label_h),
         background,
     );
 
@@ -141,66 +133,8 @@ fn draw_label(
     } else {
         Rgb([255; 3])
     };
-    let baseline = (top + LABEL_PAD_Y) as f32 + scaled.ascent();
-    let mut x = (left + LABEL_PAD_X) as f32;
-    let mut previous = None;
-    for c in text.chars() {
-        let id = font.glyph_id(c);
-        if let Some(previous) = previous {
-            x += scaled.kern(previous, id);
-        }
-        let glyph = id.with_scale_and_position(style.font_px, point(x, baseline));
-        x += scaled.h_advance(id);
-        previous = Some(id);
-        let Some(outline) = font.outline_glyph(glyph) else {
-            continue;
-        };
-        let bounds = outline.px_bounds();
-        outline.draw(|gx, gy, coverage| {
-            let px = bounds.min.x as i64 + gx as i64;
-            let py = bounds.min.y as i64 + gy as i64;
-            blend_pixel(image, px, py, foreground, coverage);
-        });
-    }
-}
-
-/// Width in pixels of `text` at `font_px`.
-pub fn text_width(font: &FontRef<'static>, font_px: f32, text: &str) -> f32 {
-    let scaled = font.as_scaled(PxScale::from(font_px));
-    let mut width = 0.0;
-    let mut previous = None;
-    for c in text.chars() {
-        let id = font.glyph_id(c);
-        if let Some(previous) = previous {
-            width += scaled.kern(previous, id);
-        }
-        width += scaled.h_advance(id);
-        previous = Some(id);
-    }
-    width
-}
-
-/// Fills `[x1, x2) x [y1, y2)` clipped to the image.
-fn fill_rect(image: &mut RgbImage, rect: [i64; 4], colour: Rgb<u8>) {
-    let (width, height) = (image.width() as i64, image.height() as i64);
-    let [x1, y1, x2, y2] = rect;
-    for y in y1.max(0)..y2.min(height) {
-        for x in x1.max(0)..x2.min(width) {
-            image.put_pixel(x as u32, y as u32, colour);
-        }
-    }
-}
-
-/// Mixes `colour` into the pixel with weight `alpha` (glyph coverage), if inside the image.
-fn blend_pixel(image: &mut RgbImage, x: i64, y: i64, colour: Rgb<u8>, alpha: f32) {
-    if x < 0 || y < 0 || x >= image.width() as i64 || y >= image.height() as i64 {
-        return;
-    }
-    let alpha = alpha.clamp(0.0, 1.0);
-    let pixel = image.get_pixel_mut(x as u32, y as u32);
-    for (dst, src) in pixel.0.iter_mut().zip(colour.0) {
-        *dst = (*dst as f32 * (1.0 - alpha) + src as f32 * alpha).round() as u8;
-    }
+    let (text_x, text_y) = (left + LABEL_PAD_X as i32, top + LABEL_PAD_Y as i32);
+    draw_text_mut(image, foreground, text_x, text_y, style.font_px, font, text);
 }
 
 fn luminance(colour: Rgb<u8>) -> f32 {

@@ -64,6 +64,12 @@ fn outline_is_two_pixels_of_the_class_colour_inside_the_box() {
     );
 }
 
+/// The label's background in its bottom padding row (just above the box): from the box's left
+/// edge x = 50 for the label's width, worked out by hand from the font rather than measured by
+/// the drawing code. DejaVu Sans's advance widths (hmtx, 2048 units/em, read with fontTools) for
+/// "car 0.93" sum to 8434 units; at 12 px per ascent-descent (1901 + 483 units) that is 42.45 px,
+/// plus 2 x 3 px padding = 48.45 px. Allowed: [47, 52], for rounding up to whole pixels (+2) and
+/// kerning (-1).
 #[test]
 fn label_sits_on_top_of_the_box_with_readable_text() {
     let mut image = grey_image(200, 200);
@@ -73,22 +79,30 @@ fn label_sits_on_top_of_the_box_with_readable_text() {
         &CategoryMap::coco_torchvision(),
     );
     let colour = class_colour(3);
-    let style = DrawStyle::for_image(200, 200);
-    let expected_w = text_width(&embedded_font(), style.font_px, "car 0.93").ceil() as u32 + 6;
-    // The label's row just above the box: background from x=50 for the label's width.
+    assert_eq!(DrawStyle::for_image(200, 200).font_px, 12.0);
     let row = 79;
-    let label_pixels: Vec<_> = (40..160)
+    assert_eq!(*image.get_pixel(49, row), GREY, "nothing left of the box");
+    let label_pixels: Vec<u32> = (40..160)
         .filter(|&x| *image.get_pixel(x, row) != GREY)
         .collect();
-    assert_eq!(label_pixels.first(), Some(&50));
+    assert_eq!(label_pixels.first(), Some(&50), "label starts at the box");
+    let label_w = label_pixels.len() as u32;
+    assert!((47..=52).contains(&label_w), "label width {label_w}");
     assert_eq!(
-        label_pixels.len() as u32,
-        expected_w,
-        "label width = text + padding"
+        *label_pixels.last().unwrap(),
+        50 + label_w - 1,
+        "one unbroken background"
     );
-    // Text: a band of rows inside the label holds pixels far from the background colour.
-    let text_pixels = (62..79)
-        .flat_map(|y| (50..50 + expected_w).map(move |x| (x, y)))
+    assert!(
+        label_pixels
+            .iter()
+            .all(|&x| *image.get_pixel(x, row) == colour),
+        "padding row in the class colour"
+    );
+    // Text: rows of the label (12 px of text + 2 px padding above row 80) hold pixels far from
+    // the background colour.
+    let text_pixels = (66..79)
+        .flat_map(|y| (50..50 + label_w).map(move |x| (x, y)))
         .filter(|&(x, y)| {
             let p = image.get_pixel(x, y).0;
             p.iter()
@@ -106,6 +120,21 @@ fn label_sits_on_top_of_the_box_with_readable_text() {
         changed(&image, [0, 0, 200, 60]),
         0,
         "nothing drawn far above the label"
+    );
+    assert_eq!(
+        changed(&image, [0, 0, 50, 200]),
+        0,
+        "nothing left of the box"
+    );
+    assert_eq!(
+        changed(&image, [0, 180, 200, 200]),
+        0,
+        "nothing below the box"
+    );
+    assert_eq!(
+        changed(&image, [150, 0, 200, 200]),
+        0,
+        "nothing right of the box"
     );
 }
 
@@ -132,23 +161,52 @@ fn label_goes_inside_the_box_at_the_top_edge() {
     );
 }
 
+/// A box at the right edge: its label ("truck 0.99": 10466 font units = 52.7 px of advance
+/// widths + 6 px padding, worked out as above) cannot start at the box's x = 180, so it ends at
+/// the image's right edge and its background reaches left of x = 150 but not of x = 120.
 #[test]
 fn label_is_shifted_left_to_stay_inside_the_image() {
     let mut image = grey_image(200, 200);
     draw_detections(
         &mut image,
-        &[detection([180.0, 100.0, 199.0, 150.0], 1, 0.99)],
+        &[detection([180.0, 100.0, 199.0, 150.0], 8, 0.99)],
         &CategoryMap::coco_torchvision(),
     );
-    assert_ne!(
-        *image.get_pixel(199, 98),
-        GREY,
+    let colour = class_colour(8);
+    // Row 99 is the label's bottom padding row, column 199 inside its right padding.
+    assert_eq!(
+        *image.get_pixel(199, 99),
+        colour,
         "label reaches the right edge"
     );
-    assert!(
-        changed(&image, [100, 80, 180, 100]) > 0,
-        "label extends left of the box"
+    assert_eq!(
+        *image.get_pixel(150, 99),
+        colour,
+        "label extends left of x = 150"
     );
+    assert_eq!(
+        changed(&image, [0, 0, 120, 200]),
+        0,
+        "but not beyond its own width"
+    );
+}
+
+/// Labels are drawn from the lowest score up: where two labels overlap, the best one is seen.
+#[test]
+fn best_detections_label_is_on_top() {
+    let labels = CategoryMap::coco_torchvision();
+    let (worse, better) = (
+        detection([40.0, 100.0, 160.0, 190.0], 3, 0.6),
+        detection([40.0, 100.0, 120.0, 150.0], 1, 0.9),
+    );
+    for detections in [[worse, better], [better, worse]] {
+        let mut image = grey_image(200, 200);
+        draw_detections(&mut image, &detections, &labels);
+        // Both labels start at (40, 99) (bottom-left padding pixel): the better one wins.
+        assert_eq!(*image.get_pixel(41, 99), class_colour(1));
+        // Both outlines share the top-left corner; the worse box's own edges stay visible.
+        assert_eq!(*image.get_pixel(159, 170), class_colour(3));
+    }
 }
 
 #[test]
@@ -161,6 +219,9 @@ fn boxes_outside_the_image_or_not_finite_do_not_panic() {
         [10.0, 10.0, 10.0, 10.0],
         [30.0, 40.0, 5.0, 2.0],
         [f32::MAX, f32::MIN, f32::INFINITY, 1.0],
+        [f32::NEG_INFINITY, 0.0, 5.0, 5.0],
+        [-30.0, -30.0, -1.0, -1.0],
+        [0.0, 0.0, 64.0, 0.2],
     ];
     let detections: Vec<_> = boxes.iter().map(|b| detection(*b, 200, 0.7)).collect();
     draw_detections(&mut image, &detections, &CategoryMap::default());
@@ -173,6 +234,53 @@ fn boxes_outside_the_image_or_not_finite_do_not_panic() {
         *image.get_pixel(63, 30),
         class_colour(200),
         "right edge drawn at the border"
+    );
+}
+
+/// Nothing is drawn for a box that is empty, non-finite or wholly outside the image.
+#[test]
+fn empty_non_finite_and_outside_boxes_draw_nothing() {
+    let boxes = [
+        [f32::NAN, 0.0, 10.0, 10.0],
+        [0.0, f32::INFINITY, 10.0, 10.0],
+        [10.0, 10.0, 10.0, 30.0],
+        [10.0, 10.0, 10.2, 30.0], // rounds to zero width
+        [-30.0, -30.0, -1.0, -1.0],
+        [70.0, 10.0, 90.0, 20.0],
+        [10.0, 50.0, 20.0, 60.0],
+    ];
+    let mut image = grey_image(64, 48);
+    let detections: Vec<_> = boxes.iter().map(|b| detection(*b, 1, 0.7)).collect();
+    draw_detections(&mut image, &detections, &CategoryMap::coco_torchvision());
+    assert_eq!(changed(&image, [0, 0, 64, 48]), 0);
+}
+
+/// A box that leaves the image on the left and bottom: its outline is drawn along the image's
+/// border there, its own edges elsewhere.
+#[test]
+fn box_partly_outside_is_clipped_to_the_border() {
+    let mut image = grey_image(200, 200);
+    draw_detections(
+        &mut image,
+        &[detection([-40.0, 100.0, 60.0, 260.0], 3, 0.5)],
+        &CategoryMap::coco_torchvision(),
+    );
+    let colour = class_colour(3);
+    for (x, y) in [
+        (0, 150),
+        (1, 150),
+        (30, 199),
+        (30, 198),
+        (59, 150),
+        (58, 150),
+    ] {
+        assert_eq!(*image.get_pixel(x, y), colour, "outline at ({x}, {y})");
+    }
+    assert_eq!(changed(&image, [2, 102, 58, 198]), 0, "interior untouched");
+    assert_eq!(
+        changed(&image, [60, 0, 200, 200]),
+        0,
+        "right of the box untouched"
     );
 }
 
