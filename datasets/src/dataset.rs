@@ -61,9 +61,13 @@ impl DatasetSpec {
         images: Option<&Path>,
     ) -> Result<Self, DatasetError> {
         let layouts: Vec<Option<Layout>> = annotations.iter().map(|p| Layout::of(p)).collect();
-        let unknown = |path: &PathBuf| DatasetError::UnknownLayout(path.clone());
         if let Some(i) = layouts.iter().position(Option::is_none) {
-            return Err(unknown(&annotations[i]));
+            let path = annotations[i].clone();
+            return Err(if path.exists() {
+                DatasetError::UnknownLayout(path)
+            } else {
+                DatasetError::AnnotationsMissing(path)
+            });
         }
         let all_voc = layouts.iter().all(|l| *l == Some(Layout::Voc));
         match (annotations, layouts.first().copied().flatten()) {
@@ -158,6 +162,8 @@ pub enum DatasetError {
          data.yaml, or a Pascal VOC root folder (one with Annotations/)"
     )]
     UnknownLayout(PathBuf),
+    #[error("--annotations {0} does not exist")]
+    AnnotationsMissing(PathBuf),
     #[error("no --annotations given")]
     NoAnnotations,
     #[error("{0} is a COCO annotation file: its images need --images DIR")]

@@ -70,7 +70,8 @@ fn voc_root_loads_as_the_coco_records_of_the_same_boxes() {
                 .find(|c| c.id == a.category_id)
                 .unwrap()
                 .name
-                .clone()
+                // VOC names are single words: the writer puts `_` for spaces.
+                .replace(' ', "_")
         })
         .collect();
     names.sort();
@@ -87,7 +88,8 @@ fn voc_root_loads_as_the_coco_records_of_the_same_boxes() {
             .iter()
             .find(|c| c.id == a.category_id)
             .unwrap()
-            .name;
+            .name
+            .replace(' ', "_");
         let (w, h) = (x2 - x1 + 1.0, y2 - y1 + 1.0);
         annotations.push(json!({
             "id": n + 1,
@@ -235,7 +237,11 @@ fn malformed_voc_files_name_file_and_line() {
 
     // A split entry without an annotation file: the list file and its line.
     std::fs::write(root.join("ImageSets/Main/train.txt"), "b\n\nmissing\n").unwrap();
-    std::fs::write(&bad, "<annotation/>").unwrap();
+    std::fs::write(
+        &bad,
+        "<annotation><size><width>5</width><height>5</height></size></annotation>",
+    )
+    .unwrap();
     let err = read_voc(std::slice::from_ref(&root), "train")
         .unwrap_err()
         .to_string();
