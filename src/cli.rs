@@ -21,7 +21,7 @@ pub enum Command {
         detect train --annotations train.json --images imgs/ --backbone-weights r50.pth\n  \
         detect train --annotations VOCdevkit/VOC2007 --annotations VOCdevkit/VOC2012 --train-split trainval --val-split test\n  \
         detect train --annotations my_yolo/data.yaml --schedule 3x")]
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Evaluate detections (a results file) or a model on a dataset, with COCO box AP.
     #[command(after_help = "Examples:\n  \
         detect eval --annotations instances_val2017.json --results results.json\n  \

@@ -170,7 +170,7 @@ fn voc_roots_join_in_order_and_skip_roots_without_the_split() {
     );
     let test = read_voc(&roots, "test").unwrap();
     assert_eq!(test.coco.images.len(), 1);
-    assert_eq!(test.roots_without_split, [b.clone()]);
+    assert_eq!(test.roots_without_split, std::slice::from_ref(&b));
     // Same categories for both splits (names from every annotation file of the roots).
     assert_eq!(train.coco.categories, test.coco.categories);
     let err = read_voc(&roots, "val").unwrap_err().to_string();
@@ -396,12 +396,13 @@ fn layouts_open_as_datasets_with_both_splits() {
         &[9, 25],
         &[30],
     );
-    let spec = DatasetSpec::from_annotations(&[yaml.clone()], None).unwrap();
+    let spec = DatasetSpec::from_annotations(std::slice::from_ref(&yaml), None).unwrap();
     let val = Dataset::open(&spec, Split::Val).unwrap();
     assert_eq!(val.load_image(0).unwrap().height, 428);
 
     // --images is refused where the layout names its own images, required for COCO JSON.
-    let err = DatasetSpec::from_annotations(&[yaml.clone()], Some(Path::new("x"))).unwrap_err();
+    let err = DatasetSpec::from_annotations(std::slice::from_ref(&yaml), Some(Path::new("x")))
+        .unwrap_err();
     assert!(
         err.to_string()
             .contains("--images x is not used with a YOLO data.yaml"),
