@@ -18,14 +18,15 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         detect train --dataset shapes\n  \
         detect train --backbone resnext101_32x4d --dataset coco --schedule 1x\n  \
-        detect train --annotations train.json --images imgs/ --backbone-weights r50.pth")]
-    Train(TrainArgs),
+        detect train --annotations train.json --images imgs/ --backbone-weights r50.pth\n  \
+        detect train --annotations VOCdevkit/VOC2007 --annotations VOCdevkit/VOC2012 --train-split trainval --val-split test\n  \
+        detect train --annotations my_yolo/data.yaml --schedule 3x")]
+    Train(Box<TrainArgs>),
     /// Evaluate detections (a results file) or a model on a dataset, with COCO box AP.
     #[command(after_help = "Examples:\n  \
         detect eval --annotations instances_val2017.json --results results.json\n  \
-        detect eval --weights runs/shapes/model_final.safetensors --dataset shapes")]
-    // A results file needs only the annotations, not the images they describe.
-    #[command(mut_arg("annotations", |a| a.requires(clap::builder::Resettable::<clap::Id>::Reset)))]
+        detect eval --weights runs/shapes/model_final.safetensors --dataset shapes\n  \
+        detect eval --weights runs/voc/model_final.safetensors --annotations VOCdevkit/VOC2007 --val-split test")]
     Eval(EvalArgs),
     /// Detect objects in images.
     #[command(after_help = "Examples:\n  \
@@ -44,19 +45,28 @@ pub enum Command {
     Convert(ConvertArgs),
 }
 
-/// Where a dataset comes from: a named dataset, or any COCO-format annotation file + image folder.
+/// Where a dataset comes from: a named dataset, a COCO annotation file + image folder, Pascal VOC
+/// roots, or a YOLO data.yaml.
 #[derive(Debug, Clone, Args)]
 pub struct DatasetArgs {
     /// A named dataset: `shapes` (built in, synthetic) or `coco` (read from
     /// `$DETECT_DATASETS/coco`, default root `./datasets`).
     #[arg(long, conflicts_with = "annotations")]
     pub dataset: Option<String>,
-    /// A COCO instances JSON file (use with `--images`).
-    #[arg(long, requires = "images")]
-    pub annotations: Option<PathBuf>,
-    /// The folder holding the images named in `--annotations`.
+    /// The annotations, by layout: a COCO instances `.json` file (with `--images`), a Pascal VOC
+    /// root (a folder with Annotations/, ImageSets/Main/, JPEGImages/; give it several times to
+    /// join roots, as VOC07+12), or a YOLO `data.yaml`.
+    #[arg(long, value_name = "PATH")]
+    pub annotations: Vec<PathBuf>,
+    /// The folder holding the images named in a COCO `--annotations` file.
     #[arg(long, requires = "annotations")]
     pub images: Option<PathBuf>,
+    /// Pascal VOC: the split list trained on (`ImageSets/Main/<NAME>.txt`).
+    #[arg(long, value_name = "NAME", requires = "annotations")]
+    pub train_split: Option<String>,
+    /// Pascal VOC: the split list evaluated on (`ImageSets/Main/<NAME>.txt`).
+    #[arg(long, value_name = "NAME", requires = "annotations")]
+    pub val_split: Option<String>,
     /// Turn unreadable images into counted warnings instead of errors.
     #[arg(long)]
     pub skip_bad_images: bool,
@@ -108,9 +118,11 @@ pub struct TrainArgs {
     /// Random seed (data order, sampling, initialisation).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Shorter image side after resizing.
-    #[arg(long)]
-    pub min_size: Option<usize>,
+    /// Shorter image side after resizing: one value, or a comma list for multi-scale training
+    /// (one drawn per image, e.g. `640,672,704,736,768,800`; evaluation uses the last). Default
+    /// for `--schedule 3x`: detectron2's 640..800 in steps of 32.
+    #[arg(long, value_delimiter = ',', value_name = "PIXELS")]
+    pub min_size: Option<Vec<usize>>,
     /// Longest image side after resizing.
     #[arg(long)]
     pub max_size: Option<usize>,

@@ -1,6 +1,6 @@
 //! Where a dataset comes from, by name: `coco` (detectron2's layout under `$DETECT_DATASETS`),
-//! any COCO-format file + image folder, or the built-in `shapes`. Each opens to a [`Dataset`]:
-//! the parsed COCO records plus a way to get each image's pixels.
+//! any COCO-format file + image folder, Pascal VOC roots, a YOLO `data.yaml`, or the built-in
+//! `shapes`. Each opens to a [`Dataset`]: COCO records plus a way to get each image's pixels.
 //!
 //! `coco` reads `$DETECT_DATASETS/coco/annotations/instances_{train,val}2017.json` with the
 //! images in `$DETECT_DATASETS/coco/{train,val}2017/`; the root defaults to `./datasets`.
@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::coco::{CocoDataset, CocoError};
+use crate::formats::{read_voc, read_yolo, FormatError, Layout};
 use crate::image::{load_rgb_checked, ImageError, RgbImage};
 use crate::shapes::{render, shapes_coco, ShapesConfig, Split};
 
@@ -27,9 +28,21 @@ pub enum DatasetSpec {
         annotations: PathBuf,
         images: PathBuf,
     },
+    /// Pascal VOC roots joined in order (VOC07+12: two roots), with the split list names used
+    /// for training and for evaluation (`ImageSets/Main/<name>.txt`).
+    Voc {
+        roots: Vec<PathBuf>,
+        train_split: String,
+        val_split: String,
+    },
+    /// A YOLO dataset described by its `data.yaml` (`train` and `val` entries).
+    Yolo { data_yaml: PathBuf },
     /// The built-in synthetic dataset.
     Shapes(ShapesConfig),
 }
+
+/// The VOC split lists used when none is named.
+pub const DEFAULT_VOC_SPLITS: (&str, &str) = ("train", "val");
 
 impl DatasetSpec {
     /// Parses a `--dataset` name: `coco` or `shapes` (with default settings).
@@ -41,16 +54,87 @@ impl DatasetSpec {
         }
     }
 
+    /// The dataset that `--annotations` paths name, by their layout (see [`Layout::of`]): one
+    /// COCO `.json` (with `images`), one YOLO `.yaml`, or one or more VOC roots.
+    pub fn from_annotations(
+        annotations: &[PathBuf],
+        images: Option<&Path>,
+    ) -> Result<Self, DatasetError> {
+        let layouts: Vec<Option<Layout>> = annotations.iter().map(|p| Layout::of(p)).collect();
+        if let Some(i) = layouts.iter().position(Option::is_none) {
+            let path = annotations[i].clone();
+            return Err(if path.exists() {
+                DatasetError::UnknownLayout(path)
+            } else {
+                DatasetError::AnnotationsMissing(path)
+            });
+        }
+        let all_voc = layouts.iter().all(|l| *l == Some(Layout::Voc));
+        match (annotations, layouts.first().copied().flatten()) {
+            ([], _) => Err(DatasetError::NoAnnotations),
+            (roots, Some(Layout::Voc)) if all_voc => {
+                reject_images(images, "a Pascal VOC root (images are in JPEGImages/)")?;
+                Ok(DatasetSpec::Voc {
+                    roots: roots.to_vec(),
+                    train_split: DEFAULT_VOC_SPLITS.0.into(),
+                    val_split: DEFAULT_VOC_SPLITS.1.into(),
+                })
+            }
+            ([yaml], Some(Layout::Yolo)) => {
+                reject_images(images, "a YOLO data.yaml (it names its image folders)")?;
+                Ok(DatasetSpec::Yolo {
+                    data_yaml: yaml.clone(),
+                })
+            }
+            ([json], Some(Layout::Coco)) => match images {
+                Some(images) => Ok(DatasetSpec::Files {
+                    annotations: json.clone(),
+                    images: images.to_path_buf(),
+                }),
+                None => Err(DatasetError::CocoNeedsImages(json.clone())),
+            },
+            _ => Err(DatasetError::CannotJoin(
+                annotations
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
+        }
+    }
+
     /// A short name for run folders and messages.
     pub fn name(&self) -> String {
         match self {
             DatasetSpec::Coco { .. } => "coco".into(),
             DatasetSpec::Shapes(_) => "shapes".into(),
-            DatasetSpec::Files { annotations, .. } => annotations
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "custom".into()),
+            DatasetSpec::Files { annotations, .. } => stem_or_custom(annotations),
+            DatasetSpec::Voc { roots, .. } => roots
+                .iter()
+                .map(|r| stem_or_custom(r))
+                .collect::<Vec<_>>()
+                .join("+"),
+            DatasetSpec::Yolo { data_yaml } => match data_yaml.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => stem_or_custom(dir),
+                _ => stem_or_custom(data_yaml),
+            },
         }
+    }
+}
+
+fn stem_or_custom(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "custom".into())
+}
+
+fn reject_images(images: Option<&Path>, what: &str) -> Result<(), DatasetError> {
+    match images {
+        Some(dir) => Err(DatasetError::ImagesNotNeeded {
+            images: dir.to_path_buf(),
+            what: what.to_string(),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -73,8 +157,28 @@ pub enum DatasetError {
     },
     #[error("image folder {0} does not exist")]
     ImageFolderMissing(PathBuf),
+    #[error(
+        "{0} is not an annotation layout detect reads: expected a COCO .json file, a YOLO \
+         data.yaml, or a Pascal VOC root folder (one with Annotations/)"
+    )]
+    UnknownLayout(PathBuf),
+    #[error("--annotations {0} does not exist")]
+    AnnotationsMissing(PathBuf),
+    #[error("no --annotations given")]
+    NoAnnotations,
+    #[error("{0} is a COCO annotation file: its images need --images DIR")]
+    CocoNeedsImages(PathBuf),
+    #[error("--images {images} is not used with {what}: leave it out")]
+    ImagesNotNeeded { images: PathBuf, what: String },
+    #[error(
+        "cannot join {0}: only Pascal VOC roots can be given together (as VOC07+12); give one \
+         COCO .json or one YOLO data.yaml"
+    )]
+    CannotJoin(String),
     #[error(transparent)]
     Coco(#[from] CocoError),
+    #[error(transparent)]
+    Format(#[from] FormatError),
 }
 
 /// The root folder of named datasets: `$DETECT_DATASETS`, else `./datasets`.
@@ -90,6 +194,9 @@ pub fn datasets_root() -> PathBuf {
 pub enum ImageSource {
     /// Files named by each record's `file_name`, relative to this folder.
     Folder(PathBuf),
+    /// Each record's `file_name` is the image's own path (VOC and YOLO datasets, whose images
+    /// may sit in several folders), as detectron2's dataset dicts hold it.
+    FileNames,
     /// Rendered on demand (record `i` is image `i` of the split).
     Shapes { config: ShapesConfig, split: Split },
 }
@@ -116,6 +223,30 @@ impl Dataset {
                 annotations,
                 images,
             } => Self::from_files(annotations, images),
+            DatasetSpec::Voc {
+                roots,
+                train_split,
+                val_split,
+            } => {
+                let name = match split {
+                    Split::Train => train_split,
+                    Split::Val => val_split,
+                };
+                Ok(Dataset {
+                    coco: read_voc(roots, name)?.coco,
+                    images: ImageSource::FileNames,
+                })
+            }
+            DatasetSpec::Yolo { data_yaml } => {
+                let name = match split {
+                    Split::Train => "train",
+                    Split::Val => "val",
+                };
+                Ok(Dataset {
+                    coco: read_yolo(data_yaml, name)?,
+                    images: ImageSource::FileNames,
+                })
+            }
             DatasetSpec::Coco { root } => {
                 let (root, mut root_origin) = match root {
                     Some(r) => (r.clone(), "given explicitly".to_string()),
@@ -180,7 +311,7 @@ impl Dataset {
         let name = &self.coco.images[index].file_name;
         match &self.images {
             ImageSource::Folder(dir) => dir.join(name),
-            ImageSource::Shapes { .. } => PathBuf::from(name),
+            ImageSource::FileNames | ImageSource::Shapes { .. } => PathBuf::from(name),
         }
     }
 
@@ -188,7 +319,7 @@ impl Dataset {
     pub fn load_image(&self, index: usize) -> Result<RgbImage, ImageError> {
         let info = &self.coco.images[index];
         match &self.images {
-            ImageSource::Folder(_) => load_rgb_checked(
+            ImageSource::Folder(_) | ImageSource::FileNames => load_rgb_checked(
                 &self.image_path(index),
                 info.width as usize,
                 info.height as usize,

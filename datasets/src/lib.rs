@@ -4,13 +4,16 @@
 //!   [`coco::CategoryMap`] (model labels ↔ category ids: contiguous 1..K or torchvision's identity-91 table) and training targets.
 //! - [`dataset`]: a dataset by name (`coco` under `$DETECT_DATASETS`, `shapes`) or by files, as
 //!   COCO records plus a way to read each image; [`shapes`] renders the synthetic dataset.
+//! - [`formats`]: Pascal VOC roots and YOLO `data.yaml` datasets, read into the same COCO records.
 //! - [`image`] decodes to RGB → [`transforms`] (torchvision's GeneralizedRCNNTransform) →
 //!   [`loader`] (worker threads, [`sampler`]'s deterministic, aspect-ratio-grouped batches,
 //!   `loader::Batch`: `[B, 3, H, W]` images + targets); [`rng`] is the seeded generator behind it.
-//! - [`eval`]: COCO box AP exactly as pycocotools computes it, from plain detections.
+//! - [`eval`]: COCO box AP exactly as pycocotools computes it, and Pascal VOC's AP@0.5
+//!   (VOC07 11-point and VOC12 area), from plain detections.
 pub mod coco;
 pub mod dataset;
 pub mod eval;
+pub mod formats;
 pub mod image;
 pub mod loader;
 pub mod rng;

@@ -26,6 +26,10 @@ pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// ImageNet channel standard deviations (RGB), torchvision's `image_std`.
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
+/// detectron2's multi-scale training sizes of its 3x recipes (`INPUT.MIN_SIZE_TRAIN` of
+/// `*_3x.yaml`: 640 to 800 in steps of 32); evaluation uses the last, 800.
+pub const MULTI_SCALE_MIN_SIZES: [usize; 6] = [640, 672, 704, 736, 768, 800];
+
 /// The preprocessing settings, torchvision's `GeneralizedRCNNTransform` arguments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransformConfig {

@@ -2,12 +2,15 @@
 //! numbers, see `datasets::eval`), printed as pycocotools prints it plus a per-category table,
 //! and optionally written as JSON. With `--weights MODEL` and a dataset it first runs the
 //! detector over the dataset's validation split (progress bar), writes the detections as a COCO
-//! results file and evaluates them with the same evaluator.
+//! results file and evaluates them with the same evaluator. On Pascal VOC roots it also prints
+//! VOC07 11-point and VOC12 area AP@0.5 per class (difficult objects ignored).
 use std::path::Path;
 
 use anyhow::{bail, Context};
 use datasets::coco::CocoDataset;
-use datasets::eval::CocoEvaluator;
+use datasets::dataset::DatasetSpec;
+use datasets::eval::{CocoEvaluator, Detection, VocEvaluator};
+use datasets::formats::Layout;
 use datasets::shapes::Split;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -28,11 +31,20 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let Some(results) = &args.results else {
         bail!("`detect eval` needs --results RESULTS.json (a COCO results file)\nhint: detect eval --annotations instances_val2017.json --results results.json");
     };
-    let Some(annotations) = &args.data.annotations else {
-        bail!("`detect eval --results` needs --annotations GT.json, the COCO annotations the results refer to");
+    // A COCO results file needs only the annotations, not the images they describe.
+    let (gt, spec) = match args.data.annotations.as_slice() {
+        [] => bail!("`detect eval --results` needs --annotations (a COCO .json, VOC root or YOLO data.yaml), the annotations the results refer to"),
+        [json] if Layout::of(json) == Some(Layout::Coco) => {
+            let gt = CocoDataset::load(json)
+                .with_context(|| format!("reading annotations {}", json.display()))?;
+            (gt, None)
+        }
+        _ => {
+            let spec = dataset_spec(&args.data)?.context("no dataset")?;
+            let gt = open_split(&spec, Split::Val)?.coco.clone();
+            (gt, Some(spec))
+        }
     };
-    let gt = CocoDataset::load(annotations)
-        .with_context(|| format!("reading annotations {}", annotations.display()))?;
     let mut evaluator = CocoEvaluator::new(&gt);
     let n = evaluator
         .add_results_file(results)
@@ -46,8 +58,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     print!("{}", metrics.summary());
     println!();
     print!("{}", metrics.per_category_table());
+    let mut json = metrics.to_json();
+    if let Some(spec) = &spec {
+        let detections = datasets::eval::load_results(results)?;
+        add_voc_metrics(spec, &gt, &detections, &mut json)?;
+    }
     if let Some(path) = &args.output_json {
-        write_json(path, &metrics.to_json())?;
+        write_json(path, &json)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
@@ -63,7 +80,8 @@ fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
 /// `detect eval --weights MODEL`: the model over the validation split, then COCO AP.
 fn run_model(args: &EvalArgs, weights: &Path) -> anyhow::Result<()> {
     let spec = dataset_spec(&args.data)?.context(
-        "`detect eval --weights` needs a dataset: --dataset NAME or --annotations FILE --images DIR",
+        "`detect eval --weights` needs a dataset: --dataset NAME, --annotations FILE.json \
+         --images DIR, --annotations VOC_ROOT or --annotations data.yaml",
     )?;
     let device = parse_device(&args.device)?;
     let loaded = load_detector(weights, args.backbone.as_deref(), &device)?;
@@ -125,12 +143,31 @@ fn run_model(args: &EvalArgs, weights: &Path) -> anyhow::Result<()> {
     print!("{}", output.metrics.summary());
     println!();
     print!("{}", output.metrics.per_category_table());
+    let mut json = output.metrics.to_json();
+    add_voc_metrics(&spec, &dataset.coco, &output.detections, &mut json)?;
     if let Some(path) = &args.output_json {
-        let text = serde_json::to_string_pretty(&output.metrics.to_json())? + "\n";
-        write_atomically(path, |tmp| {
-            std::fs::write(tmp, &text).with_context(|| format!("writing {}", path.display()))
-        })?;
+        write_json(path, &json)?;
         eprintln!("wrote {}", path.display());
     }
+    Ok(())
+}
+
+/// On Pascal VOC roots: prints VOC07 and VOC12 AP@0.5 per class and adds them to `json` as
+/// `"voc"`. Other datasets: nothing.
+fn add_voc_metrics(
+    spec: &DatasetSpec,
+    gt: &CocoDataset,
+    detections: &[Detection],
+    json: &mut serde_json::Value,
+) -> anyhow::Result<()> {
+    if !matches!(spec, DatasetSpec::Voc { .. }) {
+        return Ok(());
+    }
+    let mut voc = VocEvaluator::new(gt);
+    voc.add_detections(detections)?;
+    let metrics = voc.evaluate();
+    println!();
+    print!("{}", metrics.table());
+    json["voc"] = metrics.to_json();
     Ok(())
 }

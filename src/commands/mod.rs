@@ -23,14 +23,15 @@ pub fn dataset_spec(args: &DatasetArgs) -> anyhow::Result<Option<DatasetSpec>> {
         args.shapes_val_images,
         args.shapes_image_size,
     ];
-    let spec = match (&args.dataset, &args.annotations, &args.images) {
-        (Some(name), _, _) => Some(DatasetSpec::from_name(name)?),
-        (None, Some(a), Some(i)) => Some(DatasetSpec::Files {
-            annotations: a.clone(),
-            images: i.clone(),
-        }),
-        _ => None,
+    let spec = match (&args.dataset, args.annotations.as_slice()) {
+        (Some(name), _) => Some(DatasetSpec::from_name(name)?),
+        (None, []) => None,
+        (None, annotations) => Some(DatasetSpec::from_annotations(
+            annotations,
+            args.images.as_deref(),
+        )?),
     };
+    let spec = with_voc_splits(spec, args)?;
     match spec {
         Some(DatasetSpec::Shapes(mut c)) => {
             c.num_train = args.shapes_train_images.unwrap_or(c.num_train);
@@ -47,6 +48,30 @@ pub fn dataset_spec(args: &DatasetArgs) -> anyhow::Result<Option<DatasetSpec>> {
                 other.map_or("this dataset".into(), |s| format!("`{}`", s.name()))
             )
         }
+        other => Ok(other),
+    }
+}
+
+/// Applies `--train-split` / `--val-split`, which only VOC roots have.
+fn with_voc_splits(
+    spec: Option<DatasetSpec>,
+    args: &DatasetArgs,
+) -> anyhow::Result<Option<DatasetSpec>> {
+    let given = args.train_split.is_some() || args.val_split.is_some();
+    match spec {
+        Some(DatasetSpec::Voc {
+            roots,
+            train_split,
+            val_split,
+        }) => Ok(Some(DatasetSpec::Voc {
+            roots,
+            train_split: args.train_split.clone().unwrap_or(train_split),
+            val_split: args.val_split.clone().unwrap_or(val_split),
+        })),
+        Some(other) if given => bail!(
+            "--train-split/--val-split apply to Pascal VOC roots only, not to `{}`",
+            other.name()
+        ),
         other => Ok(other),
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use candle_core::Device;
 use datasets::dataset::DatasetSpec;
+use datasets::transforms::MULTI_SCALE_MIN_SIZES;
 
 use crate::cli::TrainArgs;
 use crate::commands::{dataset_spec, parse_device};
@@ -33,8 +34,9 @@ pub struct TrainOptions {
     pub batch_size: usize,
     pub seed: u64,
     pub device: Device,
-    /// Override of the transform's shorter side / longest side.
-    pub min_size: Option<usize>,
+    /// Override of the transform's shorter sides (several: multi-scale training, evaluation
+    /// at the last) / longest side.
+    pub min_size: Option<Vec<usize>>,
     pub max_size: Option<usize>,
     /// Evaluate every N iterations (0: only at the end).
     pub eval_period: u64,
@@ -54,8 +56,10 @@ const SHAPES_LR: f64 = 0.02;
 
 impl TrainOptions {
     pub fn from_args(args: &TrainArgs) -> anyhow::Result<Self> {
-        let dataset = dataset_spec(&args.data)?
-            .context("training needs --dataset NAME or --annotations FILE --images DIR")?;
+        let dataset = dataset_spec(&args.data)?.context(
+            "training needs --dataset NAME, --annotations FILE.json --images DIR, \
+                 --annotations VOC_ROOT or --annotations data.yaml",
+        )?;
         let shapes = matches!(dataset, DatasetSpec::Shapes(_));
         let backbone = args.backbone.clone().unwrap_or_else(|| {
             if shapes {
@@ -68,8 +72,13 @@ impl TrainOptions {
         let batch_size = args
             .batch_size
             .unwrap_or(if shapes { SHAPES_BATCH } else { 2 });
-        let mut solver = match (&args.schedule, args.iters) {
-            (Some(s), _) => SolverConfig::for_schedule(s.parse::<Schedule>()?, batch_size)?,
+        let schedule = args
+            .schedule
+            .as_deref()
+            .map(str::parse::<Schedule>)
+            .transpose()?;
+        let mut solver = match (schedule, args.iters) {
+            (Some(s), _) => SolverConfig::for_schedule(s, batch_size)?,
             (None, Some(iters)) => SolverConfig::with_iters(
                 iters as u64,
                 args.steps
@@ -104,6 +113,15 @@ impl TrainOptions {
             PathBuf::from(format!("runs/{}-{backbone}-{secs}", dataset.name()))
         });
         let max_iter = solver.max_iter;
+        let min_size = match &args.min_size {
+            Some(sizes) if sizes.is_empty() || sizes.contains(&0) => {
+                anyhow::bail!("--min-size: expected positive pixel counts, got {sizes:?}")
+            }
+            Some(sizes) => Some(sizes.clone()),
+            // detectron2's 3x recipes train multi-scale.
+            None if schedule == Some(Schedule::ThreeX) => Some(MULTI_SCALE_MIN_SIZES.to_vec()),
+            None => None,
+        };
         Ok(Self {
             dataset,
             backbone,
@@ -112,7 +130,7 @@ impl TrainOptions {
             batch_size,
             seed: args.seed,
             device: parse_device(&args.device)?,
-            min_size: args.min_size,
+            min_size,
             max_size: args.max_size,
             eval_period: args.eval_period.unwrap_or(0) as u64,
             checkpoint_period: match args.checkpoint_period {
@@ -126,3 +144,6 @@ impl TrainOptions {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

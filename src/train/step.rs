@@ -90,8 +90,8 @@ pub fn detector_config(
 ) -> anyhow::Result<DetectorConfig> {
     let mut config =
         DetectorConfig::from_backbone_name(&options.backbone, map.num_categories() + 1)?;
-    if let Some(m) = options.min_size {
-        config.transform.min_size = vec![m];
+    if let Some(m) = &options.min_size {
+        config.transform.min_size = m.clone();
     }
     if let Some(m) = options.max_size {
         config.transform.max_size = m;

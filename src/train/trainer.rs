@@ -164,7 +164,7 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
         // One annotation file is one split: evaluating on it would score the training images.
         DatasetSpec::Files { .. } => {
             eprintln!(
-                "note: --annotations/--images give no validation split, so no evaluation runs \
+                "note: a COCO --annotations file gives no validation split, so no evaluation runs \
                  during training\nhint: evaluate the result with `detect eval --weights \
                  <output>/model_final.safetensors --annotations VAL.json --images VAL_DIR`"
             );

@@ -1,4 +1,5 @@
-//! COCO box evaluation with pycocotools' exact semantics, without tensors.
+//! COCO box evaluation with pycocotools' exact semantics, without tensors; Pascal VOC's
+//! AP@0.5 (VOC07 11-point, VOC12 area) in [`voc`].
 //!
 //! Data flow: [`CocoEvaluator::new`] indexes a [`crate::coco::CocoDataset`]'s ground truth →
 //! detections in COCO category ids are fed with [`CocoEvaluator::add_detections`] (image by
@@ -27,6 +28,7 @@ mod match_image;
 mod params;
 mod results;
 mod summary;
+pub mod voc;
 
 pub use accumulate::UNDEFINED;
 pub use error::EvalError;
@@ -34,3 +36,4 @@ pub use evaluator::CocoEvaluator;
 pub use params::{AreaRange, AREA_RANGES, IOU_THRESHOLDS, MAX_DETECTIONS, RECALL_POINTS};
 pub use results::{load_results, parse_results, Detection};
 pub use summary::{CategoryAp, CocoMetrics, STAT_NAMES};
+pub use voc::{VocClassAp, VocEvaluator, VocMetrics, VOC_IOU_THRESHOLD};
