@@ -43,6 +43,12 @@ pub enum Command {
         after_help = "Example:\n  detect convert fasterrcnn_resnet50_fpn.pth fasterrcnn_resnet50_fpn.safetensors"
     )]
     Convert(ConvertArgs),
+    /// Write the whole detector as one ONNX model (for ONNX Runtime, TensorRT, OpenVINO).
+    #[command(after_help = "Examples:\n  \
+        detect export --weights runs/shapes/model_final.safetensors --output shapes.onnx\n  \
+        detect export --weights fasterrcnn.pth --backbone resnet50 --output frcnn.onnx --opset 16\n  \
+        detect export --random-init --backbone resnext101_32x4d --output x101.onnx")]
+    Export(ExportArgs),
 }
 
 /// Where a dataset comes from: a named dataset, a COCO annotation file + image folder, Pascal VOC
@@ -211,4 +217,29 @@ pub struct ConvertArgs {
     pub input: PathBuf,
     /// The `.safetensors` file to write.
     pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Model weights (a `detect train` model, or torchvision-layout .pth/.safetensors).
+    #[arg(long, required_unless_present = "random_init")]
+    pub weights: Option<PathBuf>,
+    /// Backbone architecture, when the weights do not carry it (required with --random-init).
+    #[arg(long)]
+    pub backbone: Option<String>,
+    /// The .onnx file to write.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// ONNX opset version (16 or 17).
+    #[arg(long, default_value_t = crate::export::DEFAULT_OPSET)]
+    pub opset: i64,
+    /// Export seeded random weights instead of --weights (benchmarks, tests).
+    #[arg(long, conflicts_with = "weights")]
+    pub random_init: bool,
+    /// With --random-init: classes including background.
+    #[arg(long, default_value_t = 91)]
+    pub num_classes: usize,
+    /// With --random-init: the seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }

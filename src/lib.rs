@@ -1,7 +1,7 @@
 //! `detect`: the glue between the member crates and the command line.
 //!
 //! ```text
-//! main.rs ─ cli::Cli ─▶ run ─▶ commands::{train, eval, predict, info, convert}
+//! main.rs ─ cli::Cli ─▶ run ─▶ commands::{train, eval, predict, info, convert, export}
 //!                                 │ (shared: parse_device, dataset_spec, open_split)
 //!        ┌────────────────────────┼──────────────────────────┐
 //!        ▼                        ▼                          ▼
@@ -22,6 +22,7 @@
 pub mod atomic;
 pub mod cli;
 pub mod commands;
+pub mod export;
 pub mod model;
 pub mod output;
 pub mod train;
@@ -37,5 +38,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(args) => commands::predict::run(args),
         Command::Info(args) => commands::info::run(args),
         Command::Convert(args) => commands::convert::run(&args),
+        Command::Export(args) => commands::export::run(args),
     }
 }

@@ -48,11 +48,20 @@ impl FrozenBatchNorm2d {
     /// # Shapes
     /// `x: [N, Cin, H, W]` -> `[N, Cout, Ho, Wo]` (as `conv.forward`)
     pub fn forward_after(&self, conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
-        let cout = self.scale.dim(1)?;
-        let w = conv
-            .weight()
-            .broadcast_mul(&self.scale.reshape((cout, 1, 1, 1))?)?; // [Cout, Cin/G, k, k]
+        let (w, _) = self.fold(conv.weight())?;
         conv2d(x, &w, conv.config())?.broadcast_add(&self.shift)
+    }
+
+    /// This BN folded into the bias-free conv weight before it: `(w * scale[co], shift)`, so
+    /// that `conv(x, w') + b' = bn(conv(x, w))`. The one folding used by the CPU inference path
+    /// ([`FrozenBatchNorm2d::forward_after`]) and by the ONNX export.
+    ///
+    /// # Shapes
+    /// `weight: [Cout, Cin/G, k, k]` -> `([Cout, Cin/G, k, k], [Cout])`
+    pub fn fold(&self, weight: &Tensor) -> Result<(Tensor, Tensor)> {
+        let cout = self.scale.dim(1)?;
+        let w = weight.broadcast_mul(&self.scale.reshape((cout, 1, 1, 1))?)?;
+        Ok((w, self.shift.reshape(cout)?))
     }
 
     /// # Shapes
@@ -61,3 +70,6 @@ impl FrozenBatchNorm2d {
         x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)
     }
 }
+
+#[cfg(test)]
+mod tests;

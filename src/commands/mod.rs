@@ -3,6 +3,7 @@
 //! commands: the device, the dataset named on the command line, and opening one of its splits.
 pub mod convert;
 pub mod eval;
+pub mod export;
 pub mod info;
 pub mod predict;
 pub mod train;

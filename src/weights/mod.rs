@@ -6,3 +6,4 @@ pub mod discovery;
 pub mod load;
 pub mod params;
 pub mod pth;
+pub mod random;
