@@ -24,6 +24,7 @@ pub mod cli;
 pub mod commands;
 pub mod model;
 pub mod output;
+pub mod report;
 pub mod train;
 pub mod weights;
 

@@ -47,3 +47,54 @@ fn drawing_into_the_input_folder_never_overwrites_an_input() {
     pngs.sort();
     assert_eq!(pngs.len(), 3, "{pngs:?}");
 }
+
+#[test]
+fn a_bad_image_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(&dir.path().join("model.safetensors"));
+    write_png(&dir.path().join("good0.png"));
+    std::fs::write(dir.path().join("bad.png"), b"not a png").unwrap();
+    write_png(&dir.path().join("good1.png"));
+    let args = [
+        "predict",
+        "good0.png",
+        "bad.png",
+        "missing.png",
+        "good1.png",
+        "--weights",
+        "model.safetensors",
+        "--output",
+        "drawn",
+        "--json",
+        "dets.json",
+        "--score-threshold",
+        "0",
+    ];
+    let result = detect_with_deadline(&args, dir.path(), DEADLINE);
+    let stderr = text(&result.stderr);
+    assert_eq!(result.status.code(), Some(2), "{stderr}");
+    for name in ["good0.png", "good1.png"] {
+        assert!(
+            dir.path().join("drawn").join(name).is_file(),
+            "{name} not drawn: {stderr}"
+        );
+    }
+    // The failures are listed at the end, after the good images were handled.
+    let summary = stderr
+        .rfind("2 of 4 images failed")
+        .unwrap_or_else(|| panic!("no failure summary: {stderr}"));
+    let tail = &stderr[summary..];
+    assert!(
+        tail.contains("bad.png") && tail.contains("missing.png"),
+        "{stderr}"
+    );
+    // The JSON holds the good images' detections (one box class, ids 1 and 2 by position).
+    let results: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(dir.path().join("dets.json")).unwrap()).unwrap();
+    let printed = text(&result.stdout).lines().count();
+    assert_eq!(results.len(), printed);
+    assert!(text(&result.stdout)
+        .lines()
+        .all(|l| l.starts_with("good0.png\t") || l.starts_with("good1.png\t")));
+    assert!(Path::new(&dir.path().join("dets.json")).is_file());
+}
