@@ -108,10 +108,10 @@ pub struct TrainArgs {
     /// Random seed (data order, sampling, initialisation).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Shorter image side after resizing.
+    /// Shorter image side after resizing, in pixels (32..=8192).
     #[arg(long)]
     pub min_size: Option<usize>,
-    /// Longest image side after resizing.
+    /// Longest image side after resizing, in pixels (32..=8192, at least --min-size).
     #[arg(long)]
     pub max_size: Option<usize>,
     /// Evaluate COCO AP on the validation split every N iterations (0 = only at the end).

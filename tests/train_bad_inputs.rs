@@ -74,3 +74,44 @@ fn every_image_skipped_is_an_error_not_a_loop() {
         "{stderr}"
     );
 }
+
+#[test]
+fn sizes_of_zero_are_refused_with_the_valid_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out = out.to_str().unwrap();
+    // Each case: one option at 0, the others at working values (a run of 1 iteration).
+    let working = [
+        ("--min-size", "64"),
+        ("--max-size", "64"),
+        ("--batch-size", "2"),
+        ("--shapes-image-size", "64"),
+        ("--log-period", "1"),
+        ("--checkpoint-period", "1"),
+    ];
+    for (zero, _) in working {
+        let mut args = vec!["train", "--dataset", "shapes", "--shapes-train-images", "2"];
+        args.extend(["--shapes-val-images", "2", "--iters", "1", "--output", out]);
+        for (option, value) in working {
+            args.extend([option, if option == zero { "0" } else { value }]);
+        }
+        let result = detect_with_deadline(&args, dir.path(), DEADLINE);
+        let stderr = text(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{zero} 0 accepted: {stderr}");
+        // The error names the option and its valid range ("N..=M" or "at least N").
+        assert!(
+            stderr.contains(zero) && (stderr.contains("..=") || stderr.contains("at least")),
+            "{zero} 0: {stderr}"
+        );
+    }
+    // A longest side below the shorter side cannot be honoured either.
+    let mut args = shapes_args(out, &["--shapes-train-images", "2", "--iters", "1"]);
+    args.extend(["--min-size", "128", "--max-size", "64"]);
+    let result = detect_with_deadline(&args, dir.path(), DEADLINE);
+    let stderr = text(&result.stderr);
+    assert_eq!(result.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--max-size") && stderr.contains("128"),
+        "{stderr}"
+    );
+}
