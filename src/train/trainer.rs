@@ -56,9 +56,8 @@ fn initial_weights(
         Init::Random => return Ok(HashMap::new()),
         Init::BackboneWeights(p) | Init::Detector(p) => p,
     };
-    let map = backbones::WeightMap::load(path, &options.device)
-        .with_context(|| format!("reading weights from {}", path.display()))?
-        .to_detector_names();
+    // The checked .pth reader (crate::weights::pth), not candle's.
+    let map = crate::weights::load::read_weight_map(path, &options.device)?;
     let mut tensors = map.tensors().clone();
     if let Init::BackboneWeights(_) = options.init {
         tensors.retain(|k, _| k.starts_with("backbone.body."));
