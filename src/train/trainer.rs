@@ -216,11 +216,8 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
         out.display()
     ));
     let (mut epoch, skip) = data_position(&loader, start_iter);
-    let mut batches = loader.epoch(epoch);
-    // A resumed run continues mid-epoch: the batches before it are prepared and dropped.
-    for _ in 0..skip {
-        batches.next();
-    }
+    // A resumed run continues mid-epoch: the batches before it are not decoded.
+    let mut batches = loader.epoch_from(epoch, skip);
     let mut iteration = start_iter;
     let mut skipped = 0usize; // images left out by --skip-bad-images
     let mut epoch_batches = skip; // batches the current epoch has yielded (or resumed past)
