@@ -115,3 +115,47 @@ fn sizes_of_zero_are_refused_with_the_valid_range() {
         "{stderr}"
     );
 }
+
+#[test]
+fn plain_log_lines_when_stdout_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let args = shapes_args(
+        out.to_str().unwrap(),
+        &[
+            "--shapes-train-images",
+            "4",
+            "--batch-size",
+            "2",
+            "--iters",
+            "4",
+            "--log-period",
+            "2",
+            "--min-size",
+            "64",
+            "--max-size",
+            "64",
+        ],
+    );
+    let result = detect_with_deadline(&args, dir.path(), DEADLINE);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let stdout = text(&result.stdout);
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.contains("iter:")).collect();
+    assert_eq!(lines.len(), 2, "one line per 2 iterations: {stdout}");
+    for (line, iteration) in lines.iter().zip(["iter: 2/4", "iter: 4/4"]) {
+        assert!(line.contains(iteration), "{line}");
+        for field in [
+            "total_loss: ",
+            "loss_classifier: ",
+            "loss_box_reg: ",
+            "loss_objectness: ",
+            "loss_rpn_box_reg: ",
+            "lr: ",
+            " s/iter",
+            "eta: ",
+        ] {
+            assert!(line.contains(field), "`{field}` missing: {line}");
+        }
+    }
+    assert!(lines[1].contains("eta: 0:00:00"), "{}", lines[1]);
+}

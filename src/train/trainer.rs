@@ -2,6 +2,7 @@
 //! batch → losses → backward → SGD, with logging, periodic checkpoints and evaluation, Ctrl-C
 //! handling, and the final model.
 use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,6 +20,7 @@ use crate::model::config::DetectorConfig;
 use crate::model::evaluate::{evaluate, EvalPass};
 use crate::model::faster_rcnn::FasterRcnn;
 use crate::train::checkpoint::{save_model, Checkpoint, Checkpointer, ModelMeta, MODEL_FINAL};
+use crate::train::log_line::LogLine;
 use crate::train::metrics::{read_records, EvalRecord, MetricsLog, Record, TrainRecord};
 use crate::train::options::{Init, TrainOptions};
 use crate::train::progress::{Interrupt, TrainProgress};
@@ -223,6 +225,8 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
     let mut epoch_batches = skip; // batches the current epoch has yielded (or resumed past)
     let (mut window_start, mut data_time) = (Instant::now(), 0.0f64);
     let mut window_iters = 0u64;
+    // The bar is not seen in a log file: print a plain line every --log-period iterations.
+    let stdout_is_terminal = std::io::stdout().is_terminal();
     while iteration < max_iter {
         if interrupt.requested() {
             save(iteration, &sgd)?;
@@ -260,6 +264,19 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
         progress.update(iteration, &values, lr);
         if iteration % options.log_period == 0 || iteration == max_iter {
             let elapsed = window_start.elapsed().as_secs_f64();
+            if !stdout_is_terminal {
+                println!(
+                    "{}",
+                    LogLine {
+                        iteration,
+                        max_iter,
+                        losses: &values,
+                        seconds_per_iteration: elapsed / window_iters as f64,
+                        data_seconds: data_time / window_iters as f64,
+                        lr,
+                    }
+                );
+            }
             log.append(&Record::Train(TrainRecord {
                 iteration,
                 losses: values.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
