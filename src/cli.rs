@@ -26,6 +26,9 @@ pub enum Command {
         detect eval --weights runs/shapes/model_final.safetensors --dataset shapes")]
     // A results file needs only the annotations, not the images they describe.
     #[command(mut_arg("annotations", |a| a.requires(clap::builder::Resettable::<clap::Id>::Reset)))]
+    // Images are only read to run a model: a results file is scored without them.
+    #[command(mut_arg("images", |a| a.conflicts_with("results")))]
+    #[command(mut_arg("skip_bad_images", |a| a.conflicts_with("results")))]
     Eval(EvalArgs),
     /// Detect objects in images.
     #[command(after_help = "Examples:\n  \
@@ -141,14 +144,14 @@ pub struct EvalArgs {
     /// A model to run over the dataset and evaluate.
     #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// Backbone architecture, when the weights do not carry it.
-    #[arg(long)]
+    /// Backbone architecture, when the weights do not carry it (with `--weights`).
+    #[arg(long, conflicts_with = "results")]
     pub backbone: Option<String>,
     /// Write the metrics (AP, AP50, ..., per_category) to this JSON file.
     #[arg(long)]
     pub output_json: Option<PathBuf>,
-    /// `cpu` or `cuda[:N]`.
-    #[arg(long, default_value = "cpu")]
+    /// `cpu` or `cuda[:N]`, to run the model on (with `--weights`).
+    #[arg(long, default_value = "cpu", conflicts_with = "results")]
     pub device: String,
 }
 
