@@ -49,3 +49,38 @@ fn eval_results_refuses_model_only_options() {
         );
     }
 }
+
+#[test]
+fn a_missing_file_gives_the_os_message_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.json");
+    let missing = missing.to_str().unwrap();
+    let results = dir.path().join("results.json");
+    std::fs::write(&results, "[]").unwrap();
+    let images = dir.path().to_str().unwrap();
+    for args in [
+        vec![
+            "eval",
+            "--annotations",
+            missing,
+            "--results",
+            results.to_str().unwrap(),
+        ],
+        vec![
+            "train",
+            "--annotations",
+            missing,
+            "--images",
+            images,
+            "--iters",
+            "1",
+        ],
+    ] {
+        let result = detect_with_deadline(&args, dir.path(), DEADLINE);
+        assert_eq!(result.status.code(), Some(2));
+        let stderr = text(&result.stderr);
+        // The OS's own words ("No such file or directory (os error 2)" on Linux), once.
+        assert!(stderr.contains("missing.json"), "{stderr}");
+        assert_eq!(stderr.matches("(os error 2)").count(), 1, "{stderr}");
+    }
+}
