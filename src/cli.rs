@@ -27,6 +27,11 @@ pub enum Command {
         detect eval --annotations instances_val2017.json --results results.json\n  \
         detect eval --weights runs/shapes/model_final.safetensors --dataset shapes\n  \
         detect eval --weights runs/voc/model_final.safetensors --annotations VOCdevkit/VOC2007 --val-split test")]
+    // A results file needs only the annotations, not the images they describe.
+    #[command(mut_arg("annotations", |a| a.requires(clap::builder::Resettable::<clap::Id>::Reset)))]
+    // Images are only read to run a model: a results file is scored without them.
+    #[command(mut_arg("images", |a| a.conflicts_with("results")))]
+    #[command(mut_arg("skip_bad_images", |a| a.conflicts_with("results")))]
     Eval(EvalArgs),
     /// Detect objects in images.
     #[command(after_help = "Examples:\n  \
@@ -124,12 +129,12 @@ pub struct TrainArgs {
     /// Random seed (data order, sampling, initialisation).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Shorter image side after resizing: one value, or a comma list for multi-scale training
-    /// (one drawn per image, e.g. `640,672,704,736,768,800`; evaluation uses the last). Default
-    /// for `--schedule 3x`: detectron2's 640..800 in steps of 32.
+    /// Shorter image side after resizing, in pixels (32..=8192): one value, or a comma list for
+    /// multi-scale training (one drawn per image, e.g. `640,672,704,736,768,800`; evaluation uses
+    /// the last). Default for `--schedule 3x`: detectron2's 640..800 in steps of 32.
     #[arg(long, value_delimiter = ',', value_name = "PIXELS")]
     pub min_size: Option<Vec<usize>>,
-    /// Longest image side after resizing.
+    /// Longest image side after resizing, in pixels (32..=8192, at least every --min-size).
     #[arg(long)]
     pub max_size: Option<usize>,
     /// Evaluate COCO AP on the validation split every N iterations (0 = only at the end).
@@ -159,14 +164,14 @@ pub struct EvalArgs {
     /// A model to run over the dataset and evaluate.
     #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// Backbone architecture, when the weights do not carry it.
-    #[arg(long)]
+    /// Backbone architecture, when the weights do not carry it (with `--weights`).
+    #[arg(long, conflicts_with = "results")]
     pub backbone: Option<String>,
     /// Write the metrics (AP, AP50, ..., per_category) to this JSON file.
     #[arg(long)]
     pub output_json: Option<PathBuf>,
-    /// `cpu` or `cuda[:N]`.
-    #[arg(long, default_value = "cpu")]
+    /// `cpu` or `cuda[:N]`, to run the model on (with `--weights`).
+    #[arg(long, default_value = "cpu", conflicts_with = "results")]
     pub device: String,
 }
 

@@ -25,6 +25,7 @@ pub mod commands;
 pub mod export;
 pub mod model;
 pub mod output;
+pub mod report;
 pub mod train;
 pub mod weights;
 

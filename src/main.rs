@@ -14,7 +14,7 @@ fn main() -> std::process::ExitCode {
     match detect::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", detect::report::error_chain(&err));
             std::process::ExitCode::from(2)
         }
     }

@@ -240,3 +240,30 @@ fn aspect_ratio_grouping_keeps_batches_within_one_group() {
         .collect();
     assert_eq!(loaded, train.epoch_image_ids(1)[..3].to_vec());
 }
+
+#[test]
+fn an_epoch_started_at_batch_k_yields_the_later_batches_unchanged() {
+    // What a resumed run relies on: the batches from k on equal an uninterrupted epoch's
+    // (same images, same flips and sizes: augmentation is keyed by the batch index).
+    let data = shapes(16);
+    for workers in [0, 2] {
+        let l = loader(
+            &data,
+            LoaderConfig {
+                batch_size: 2,
+                seed: 3,
+                num_workers: workers,
+                ..LoaderConfig::default()
+            },
+            Mode::Train,
+        );
+        let whole = collect(&l, 1);
+        let from: Vec<Batch> = l.epoch_from(1, 5).map(|b| b.unwrap()).collect();
+        assert_eq!(from.len(), whole.len() - 5, "workers {workers}");
+        for (a, b) in whole[5..].iter().zip(&from) {
+            assert_eq!(a.image_ids, b.image_ids, "workers {workers}");
+            assert_eq!(flat(a), flat(b), "workers {workers}");
+        }
+        assert_eq!(l.epoch_from(1, whole.len()).count(), 0);
+    }
+}

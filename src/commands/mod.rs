@@ -38,8 +38,14 @@ pub fn dataset_spec(args: &DatasetArgs) -> anyhow::Result<Option<DatasetSpec>> {
             c.num_train = args.shapes_train_images.unwrap_or(c.num_train);
             c.num_val = args.shapes_val_images.unwrap_or(c.num_val);
             c.image_size = args.shapes_image_size.unwrap_or(c.image_size);
-            if c.num_train == 0 || c.num_val == 0 || c.image_size < 32 {
-                bail!("shapes: need at least one image per split and images of at least 32 px");
+            for (option, value, least) in [
+                ("--shapes-train-images", c.num_train, 1),
+                ("--shapes-val-images", c.num_val, 1),
+                ("--shapes-image-size", c.image_size, 32),
+            ] {
+                if value < least {
+                    bail!("{option} must be at least {least}, got {value}");
+                }
             }
             Ok(Some(DatasetSpec::Shapes(c)))
         }

@@ -2,8 +2,10 @@
 //! ([`crate::weights::load`]), run it on each image at the model's own transform (torchvision's
 //! `GeneralizedRCNNTransform`, eval size = the last `min_size`), then print, draw and collect
 //! the detections ([`crate::output::predict_output`]). Without `--weights`, the newest
-//! `runs/*/model_final.safetensors` under the current directory.
-use anyhow::Context;
+//! `runs/*/model_final.safetensors` under the current directory. An image that cannot be read
+//! or run is reported and skipped; the others are still printed, drawn and written, and the
+//! command ends with the list of failures (exit code 2).
+use anyhow::{bail, Context};
 use candle_core::{Device, Tensor};
 use datasets::image::RgbImage;
 use datasets::transforms::{batch_images, transform_image};
@@ -13,6 +15,7 @@ use crate::commands::parse_device;
 use crate::model::faster_rcnn::FasterRcnn;
 use crate::output::detection::Detection;
 use crate::output::predict_output::PredictOutput;
+use crate::report::error_chain;
 use crate::weights::discovery::resolve_weights;
 use crate::weights::load::load_detector;
 
@@ -39,13 +42,33 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         args.json.as_deref(),
         args.score_threshold,
     )?;
+    // A bad image does not stop the others: its error is printed, the run goes on, and the
+    // failures are listed once more at the end (exit code 2) after the outputs are written.
+    let mut failures = Vec::new();
     for (index, path) in args.images.iter().enumerate() {
-        let image = datasets::image::load_rgb(path)?;
-        let detections = detect_image(&loaded.model, &image, &device)
-            .with_context(|| format!("running the detector on `{}`", path.display()))?;
-        output.add_image(index, &to_image_crate(image)?, &detections, &loaded.labels)?;
+        let done = datasets::image::load_rgb(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|image| {
+                let detections = detect_image(&loaded.model, &image, &device)
+                    .with_context(|| format!("running the detector on `{}`", path.display()))?;
+                output.add_image(index, &to_image_crate(image)?, &detections, &loaded.labels)
+            });
+        if let Err(err) = done {
+            let message = error_chain(&err);
+            eprintln!("error: {message} (going on with the other images)");
+            failures.push(message);
+        }
     }
-    output.finish()
+    output.finish()?;
+    if !failures.is_empty() {
+        bail!(
+            "{} of {} images failed:\n  {}",
+            failures.len(),
+            args.images.len(),
+            failures.join("\n  ")
+        );
+    }
+    Ok(())
 }
 
 /// One image through the whole detector: transform (resize to the model's eval size,

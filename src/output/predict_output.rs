@@ -14,9 +14,10 @@
 //!
 //! - stdout: one line per detection, `FILE<TAB>NAME<TAB>SCORE<TAB>x1 y1 x2 y2` (data only);
 //! - `--output DIR`: `DIR/<stem>.png` per image, with boxes, names and scores drawn (PNG keeps
-//!   the text crisp); a repeated stem gets `<stem>-<n>.png`;
+//!   the text crisp); a name already taken (a repeated stem, or an input file itself) gets
+//!   `<stem>-<n>.png`, so no input is ever written over;
 //! - `--json FILE`: a COCO results list (see [`crate::output::results`]), written once at the end.
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -138,25 +139,41 @@ impl PredictOutput {
     }
 }
 
-/// `dir/<stem>.png` for each image, `dir/<stem>-<n>.png` for the n-th repeat of a stem.
+/// `dir/<stem>.png` for each image; a name already taken, by an earlier drawing or by one of
+/// the input files themselves (drawing into the inputs' folder), gets the next free
+/// `<stem>-<n>.png`, n = 2, 3, ...: no drawing writes over an input or another drawing.
 fn drawn_image_paths(images: &[PathBuf], dir: &Path) -> Vec<PathBuf> {
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut taken: HashSet<PathBuf> = images.iter().map(|p| file_identity(p)).collect();
     images
         .iter()
         .map(|path| {
             let stem = path
                 .file_stem()
                 .map_or_else(|| "image".to_owned(), |s| s.to_string_lossy().into_owned());
-            let count = seen.entry(stem.clone()).or_insert(0);
-            *count += 1;
-            let name = if *count == 1 {
-                format!("{stem}.png")
-            } else {
-                format!("{stem}-{count}.png")
-            };
-            dir.join(name)
+            (1..)
+                .map(|n| match n {
+                    1 => dir.join(format!("{stem}.png")),
+                    n => dir.join(format!("{stem}-{n}.png")),
+                })
+                .find(|candidate| taken.insert(file_identity(candidate)))
+                .expect("an unbounded range has a free name")
         })
         .collect()
+}
+
+/// What a path names, for telling whether two paths are one file: the canonical path when it
+/// exists (symbolic links, `..`), else its canonical folder joined with its name, else the
+/// absolute path.
+fn file_identity(path: &Path) -> PathBuf {
+    if let Ok(canonical) = std::fs::canonicalize(path) {
+        return canonical;
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let folder = std::fs::canonicalize(parent.unwrap_or(Path::new(".")));
+    match (folder, path.file_name()) {
+        (Ok(folder), Some(name)) => folder.join(name),
+        _ => std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,9 @@
 //! resume or start, log, checkpoint, evaluate, write the final model) → [`step`] (one batch:
 //! losses → backward → SGD from [`solver`]). Around it: [`checkpoint`] (checkpoints and the
 //! final model file), [`metrics`] (`metrics.jsonl`), [`plot`] (`loss.png`) and [`progress`]
-//! (progress bar, Ctrl-C).
+//! (progress bar, Ctrl-C), [`log_line`] (the plain line when stdout is not a terminal).
 pub mod checkpoint;
+pub mod log_line;
 pub mod metrics;
 pub mod options;
 pub mod plot;

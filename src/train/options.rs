@@ -56,6 +56,7 @@ const SHAPES_LR: f64 = 0.02;
 
 impl TrainOptions {
     pub fn from_args(args: &TrainArgs) -> anyhow::Result<Self> {
+        check_ranges(args)?;
         let dataset = dataset_spec(&args.data)?.context(
             "training needs --dataset NAME, --annotations FILE.json --images DIR, \
                  --annotations VOC_ROOT or --annotations data.yaml",
@@ -134,15 +135,49 @@ impl TrainOptions {
             max_size: args.max_size,
             eval_period: args.eval_period.unwrap_or(0) as u64,
             checkpoint_period: match args.checkpoint_period {
-                Some(p) => (p as u64).max(1),
+                Some(p) => p as u64,
                 None => (max_iter / 5).clamp(1, 5000),
             },
-            log_period: (args.log_period as u64).max(1),
+            log_period: args.log_period as u64,
             output,
             resume: args.resume,
             skip_bad_images: args.data.skip_bad_images,
         })
     }
+}
+
+/// The image sides `--min-size` / `--max-size` accept, in pixels: at least one cell of the
+/// backbone's coarsest level (stride 32), at most 8192 (10x the COCO recipe's 800 / 1333).
+pub const IMAGE_SIDE_RANGE: std::ops::RangeInclusive<usize> = 32..=8192;
+
+/// Refuses numbers no run can use, naming the option and its valid range.
+fn check_ranges(args: &TrainArgs) -> anyhow::Result<()> {
+    let sides = args.min_size.iter().flatten().map(|&v| ("--min-size", v));
+    for (option, v) in sides.chain(args.max_size.map(|v| ("--max-size", v))) {
+        if !IMAGE_SIDE_RANGE.contains(&v) {
+            anyhow::bail!(
+                "{option} must be in {}..={} pixels, got {v}",
+                IMAGE_SIDE_RANGE.start(),
+                IMAGE_SIDE_RANGE.end()
+            );
+        }
+    }
+    let largest_min = args.min_size.iter().flatten().copied().max();
+    if let (Some(min), Some(max)) = (largest_min, args.max_size) {
+        anyhow::ensure!(
+            max >= min,
+            "--max-size {max} is below --min-size {min}: the longest side cannot be shorter \
+             than the shorter one (--max-size must be at least {min})"
+        );
+    }
+    for (option, value) in [
+        ("--batch-size", args.batch_size),
+        ("--checkpoint-period", args.checkpoint_period),
+        ("--log-period", Some(args.log_period)),
+    ] {
+        anyhow::ensure!(value != Some(0), "{option} must be at least 1, got 0");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! batch → losses → backward → SGD, with logging, periodic checkpoints and evaluation, Ctrl-C
 //! handling, and the final model.
 use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,6 +20,7 @@ use crate::model::config::DetectorConfig;
 use crate::model::evaluate::{evaluate, EvalPass};
 use crate::model::faster_rcnn::FasterRcnn;
 use crate::train::checkpoint::{save_model, Checkpoint, Checkpointer, ModelMeta, MODEL_FINAL};
+use crate::train::log_line::LogLine;
 use crate::train::metrics::{read_records, EvalRecord, MetricsLog, Record, TrainRecord};
 use crate::train::options::{Init, TrainOptions};
 use crate::train::progress::{Interrupt, TrainProgress};
@@ -56,9 +58,8 @@ fn initial_weights(
         Init::Random => return Ok(HashMap::new()),
         Init::BackboneWeights(p) | Init::Detector(p) => p,
     };
-    let map = backbones::WeightMap::load(path, &options.device)
-        .with_context(|| format!("reading weights from {}", path.display()))?
-        .to_detector_names();
+    // The checked .pth reader (crate::weights::pth), not candle's.
+    let map = crate::weights::load::read_weight_map(path, &options.device)?;
     let mut tensors = map.tensors().clone();
     if let Init::BackboneWeights(_) = options.init {
         tensors.retain(|k, _| k.starts_with("backbone.body."));
@@ -70,6 +71,7 @@ fn initial_weights(
 fn data_position(loader: &DataLoader, iteration: u64) -> (u64, usize) {
     let (mut epoch, mut left) = (0u64, iteration as usize);
     loop {
+        // Never 0: `check_enough_images` ran before.
         let n = loader.epoch_plan(epoch).len().max(1);
         if left < n {
             return (epoch, left);
@@ -148,12 +150,7 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
         },
         Mode::Train,
     );
-    if loader.num_images() == 0 {
-        anyhow::bail!(
-            "the training split of `{}` has no image with a box",
-            options.dataset.name()
-        );
-    }
+    check_enough_images(&loader, options)?;
     let stats = loader.target_stats();
     eprintln!(
         "targets: {} crowd regions left out, {} boxes under 1 px dropped, {} images without boxes \
@@ -221,15 +218,15 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
         out.display()
     ));
     let (mut epoch, skip) = data_position(&loader, start_iter);
-    let mut batches = loader.epoch(epoch);
-    // A resumed run continues mid-epoch: the batches before it are prepared and dropped.
-    for _ in 0..skip {
-        batches.next();
-    }
+    // A resumed run continues mid-epoch: the batches before it are not decoded.
+    let mut batches = loader.epoch_from(epoch, skip);
     let mut iteration = start_iter;
     let mut skipped = 0usize; // images left out by --skip-bad-images
+    let mut epoch_batches = skip; // batches the current epoch has yielded (or resumed past)
     let (mut window_start, mut data_time) = (Instant::now(), 0.0f64);
     let mut window_iters = 0u64;
+    // The bar is not seen in a log file: print a plain line every --log-period iterations.
+    let stdout_is_terminal = std::io::stdout().is_terminal();
     while iteration < max_iter {
         if interrupt.requested() {
             save(iteration, &sgd)?;
@@ -244,11 +241,21 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
             Some(b) => b?,
             None => {
                 skipped += report_skipped(&batches, epoch, &progress);
+                if epoch_batches == 0 {
+                    // Every batch of the epoch lost all its images: the next would too.
+                    anyhow::bail!(
+                        "epoch {epoch}: all {} images were unreadable and skipped \
+                         (--skip-bad-images), nothing is left to train on",
+                        batches.skipped()
+                    );
+                }
+                epoch_batches = 0;
                 epoch += 1;
                 batches = loader.epoch(epoch);
                 continue;
             }
         };
+        epoch_batches += 1;
         data_time += t.elapsed().as_secs_f64();
         let values = step(&model, &mut sgd, &batch, options, iteration)?;
         iteration += 1;
@@ -257,6 +264,19 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
         progress.update(iteration, &values, lr);
         if iteration % options.log_period == 0 || iteration == max_iter {
             let elapsed = window_start.elapsed().as_secs_f64();
+            if !stdout_is_terminal {
+                println!(
+                    "{}",
+                    LogLine {
+                        iteration,
+                        max_iter,
+                        losses: &values,
+                        seconds_per_iteration: elapsed / window_iters as f64,
+                        data_seconds: data_time / window_iters as f64,
+                        lr,
+                    }
+                );
+            }
             log.append(&Record::Train(TrainRecord {
                 iteration,
                 losses: values.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
@@ -289,6 +309,28 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
     };
     save_model(&final_path, &params.state_dict(), &meta)?;
     eprintln!("wrote {}", final_path.display());
+    Ok(())
+}
+
+/// Training needs at least one full batch per epoch (the last partial batch is dropped, as in
+/// torchvision): an error naming both counts when there are fewer usable images than that.
+fn check_enough_images(loader: &DataLoader, options: &TrainOptions) -> anyhow::Result<()> {
+    let n = loader.num_images();
+    if n == 0 {
+        anyhow::bail!(
+            "the training split of `{}` has no image with a box",
+            options.dataset.name()
+        );
+    }
+    if loader.epoch_plan(0).is_empty() {
+        anyhow::bail!(
+            "the training split of `{}` has {n} usable image{}, fewer than the batch size {}: \
+             no full batch can be formed\nhint: lower --batch-size to at most {n}, or add images",
+            options.dataset.name(),
+            if n == 1 { "" } else { "s" },
+            options.batch_size
+        );
+    }
     Ok(())
 }
 

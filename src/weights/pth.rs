@@ -9,6 +9,9 @@
 //!   trainer) or `{"state_dict": ...}` (candle's own reader returns nothing unless the key is
 //!   passed, so we detect it),
 //! - reads every tensor's bytes from its storage entry (contiguous or column-major layouts),
+//! - checks each tensor's header first ([`header`]): sizes, strides and offsets with checked
+//!   arithmetic and a per-tensor limit of 16 GiB, so a hostile file gets an error, not a panic
+//!   or an enormous allocation,
 //! - reports entries it cannot convert (unsupported dtypes such as int32 or bool, non-tensor
 //!   values) by name instead of dropping them silently.
 //!
@@ -22,6 +25,8 @@ use anyhow::{bail, Context};
 use candle_core::pickle::{Object, Stack, TensorInfo};
 use candle_core::{DType, Device, Tensor};
 
+mod header;
+
 /// Keys under which training scripts commonly nest the model's state dict, most likely first.
 /// Used only to choose between several nested dicts that all hold tensors.
 const STATE_DICT_KEYS: [&str; 5] = ["model", "state_dict", "model_state_dict", "module", "net"];
@@ -31,6 +36,9 @@ const TORCH_METADATA_KEY: &str = "_metadata";
 
 /// A pickled dict's `(key, value)` entries, in order.
 type PickleDict = Vec<(Object, Object)>;
+
+/// Bytes reserved before reading a tensor, at most (64 MiB); larger tensors grow as read.
+const PREALLOCATE_AT_MOST: usize = 64 << 20;
 
 /// How deep to look for a nested state dict (`{"a": {"b": state_dict}}` is depth 2).
 const MAX_NESTING: usize = 3;
@@ -91,12 +99,20 @@ pub fn read_pth(path: &Path) -> anyhow::Result<PthStateDict> {
             continue;
         }
         let kind = describe(&value);
+        // Checked before candle computes anything from the header (it would panic on some).
+        let extent = match header::check_tensor_header(&value) {
+            Ok(extent) => extent,
+            Err(err) => {
+                skipped.push((name, format!("{err:#}")));
+                continue;
+            }
+        };
         match value.into_tensor_info(Object::Unicode(name.clone()), &storage_dir) {
-            Ok(Some(info)) => match read_tensor(&mut zip, &info) {
+            Ok(Some(info)) if extent.is_some() => match read_tensor(&mut zip, &info) {
                 Ok(tensor) => tensors.push((name, tensor)),
                 Err(err) => skipped.push((name, format!("{err:#}"))),
             },
-            Ok(None) => skipped.push((name, format!("not a tensor ({kind})"))),
+            Ok(_) => skipped.push((name, format!("not a tensor ({kind})"))),
             Err(err) => skipped.push((name, without_backtrace(err).to_string())),
         }
     }
@@ -283,24 +299,40 @@ fn read_tensor(
             layout.stride()
         );
     }
-    let element_count: usize = dims.iter().product();
-    let byte_count = element_count * info.dtype.size_in_bytes();
+    // `header::check_tensor_header` bounded these; checked again where they are used.
+    let byte_count = dims
+        .iter()
+        .try_fold(info.dtype.size_in_bytes(), |acc, &d| acc.checked_mul(d))
+        .filter(|&b| b <= header::MAX_TENSOR_BYTES)
+        .with_context(|| format!("shape {dims:?} is over the per-tensor limit"))?;
     let start = layout.start_offset(); // bytes
     let entry = zip
         .by_name(&info.path)
         .with_context(|| format!("missing storage entry `{}`", info.path))?;
-    let available = entry.size() as usize;
-    if start + byte_count > available {
+    let available = entry.size();
+    let end = start
+        .checked_add(byte_count)
+        .context("tensor extent overflows")?;
+    if end as u64 > available {
         bail!(
             "storage `{}` holds {available} bytes, the tensor needs {} from offset {start}",
             info.path,
             byte_count
         );
     }
-    let mut bytes = Vec::with_capacity(byte_count);
+    // The entry's size is the zip header's claim: grow the buffer with the bytes that really
+    // arrive rather than trusting it up front.
+    let mut bytes = Vec::with_capacity(byte_count.min(PREALLOCATE_AT_MOST));
     let mut entry = entry;
     std::io::copy(&mut (&mut entry).take(start as u64), &mut std::io::sink())?;
     entry.take(byte_count as u64).read_to_end(&mut bytes)?;
+    if bytes.len() != byte_count {
+        bail!(
+            "storage `{}` ends after {} of the tensor's {byte_count} bytes",
+            info.path,
+            bytes.len()
+        );
+    }
     let tensor = if fortran {
         // Column-major: read with the dims reversed, then reverse the axes back.
         let reversed: Vec<usize> = dims.iter().rev().copied().collect();
@@ -327,3 +359,6 @@ pub fn without_backtrace(err: candle_core::Error) -> candle_core::Error {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -36,12 +36,21 @@ pub struct EpochBatches {
 }
 
 impl EpochBatches {
-    pub(super) fn start(shared: Arc<Shared>, plan: Vec<Vec<usize>>, epoch: u64) -> Self {
+    /// Starts the workers at batch `first` of `plan`: the batches before it are never built
+    /// (a resumed run skips them without decoding), and batch `k` keeps its index, so its
+    /// augmentation is the one an uninterrupted epoch draws.
+    pub(super) fn start(
+        shared: Arc<Shared>,
+        plan: Vec<Vec<usize>>,
+        epoch: u64,
+        first: usize,
+    ) -> Self {
         let plan = Arc::new(plan);
+        let first = first.min(plan.len());
         let gate = Arc::new((
             Mutex::new(Gate {
-                next_job: 0,
-                consumed: 0,
+                next_job: first,
+                consumed: first,
             }),
             Condvar::new(),
         ));
@@ -96,7 +105,7 @@ impl EpochBatches {
             receiver,
             workers,
             pending: BTreeMap::new(),
-            next: 0,
+            next: first,
             skipped: Vec::new(),
             failed: false,
         }

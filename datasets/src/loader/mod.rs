@@ -138,6 +138,12 @@ impl DataLoader {
 
     /// Starts the workers for one epoch; the iterator yields its batches in order.
     pub fn epoch(&self, epoch: u64) -> EpochBatches {
-        EpochBatches::start(self.shared.clone(), self.epoch_plan(epoch), epoch)
+        self.epoch_from(epoch, 0)
+    }
+
+    /// The batches of an epoch from batch `first` on, as [`DataLoader::epoch`] would yield them
+    /// after `first` batches; the earlier batches are not decoded (resuming mid-epoch).
+    pub fn epoch_from(&self, epoch: u64, first: usize) -> EpochBatches {
+        EpochBatches::start(self.shared.clone(), self.epoch_plan(epoch), epoch, first)
     }
 }

@@ -88,3 +88,20 @@ fn writes_drawn_images_and_thresholded_results() {
     assert_eq!((results[0].image_id, results[0].category_id), (42, 17));
     assert_eq!(results[0].bbox, [10.0, 30.0, 50.0, 40.0]);
 }
+
+#[test]
+fn drawn_files_never_take_an_input_name() {
+    // Drawing into the inputs' folder: `a.png` would be drawn over itself and `a.jpg`'s
+    // `a-2.png` is an input too.
+    let images = [
+        PathBuf::from("in/a.png"),
+        PathBuf::from("in/a.jpg"),
+        PathBuf::from("in/a-2.png"),
+    ];
+    let paths = drawn_image_paths(&images, Path::new("in"));
+    for p in &paths {
+        assert!(!images.contains(p), "{} is an input", p.display());
+    }
+    let unique: std::collections::HashSet<_> = paths.iter().collect();
+    assert_eq!(unique.len(), 3, "{paths:?}");
+}
