@@ -18,9 +18,9 @@ use std::time::Instant;
 use backbones::{CheckedWeights, WeightMap};
 use candle_core::{DType, Device};
 use datasets::image::RgbImage;
-use detect::config::DetectorConfig;
-use detect::model::FasterRcnn;
-use detect::predict::detect_image;
+use detect::commands::predict::detect_image;
+use detect::model::config::DetectorConfig;
+use detect::model::faster_rcnn::FasterRcnn;
 
 const HEIGHT: usize = 800;
 const WIDTH: usize = 1333;

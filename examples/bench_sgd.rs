@@ -1,11 +1,11 @@
-//! SGD step time: ours (`detect::solver::Sgd`, fused in-place CPU update) against
+//! SGD step time: ours (`detect::train::solver::Sgd`, fused in-place CPU update) against
 //! torch.optim.SGD (momentum 0.9, weight decay 1e-4, single-tensor and foreach) on the same
 //! parameter sizes, measured in the same run. The reference needs a Python with torch: set
 //! `DETECT_BENCH_PYTHON` (e.g. `/work/venv/bin/python`); without it only ours is printed.
 //!
 //! `cargo run --release --example bench_sgd [MILLIONS_OF_PARAMS]`
 use candle_core::{DType, Device, Tensor, Var};
-use detect::solver::Sgd;
+use detect::train::solver::Sgd;
 
 fn main() -> anyhow::Result<()> {
     let millions: usize = std::env::args().nth(1).map_or(Ok(20), |s| s.parse())?;

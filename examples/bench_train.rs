@@ -18,9 +18,9 @@ use reference::median;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use detect::config::DetectorConfig;
-use detect::solver::Sgd;
-use detect::train::build_model;
+use detect::model::config::DetectorConfig;
+use detect::train::solver::Sgd;
+use detect::train::step::build_model;
 use heads::roi_heads::Target;
 
 /// Ground truth of the benchmark image (xyxy pixels, COCO labels), as in the python script.

@@ -1,50 +1,41 @@
 //! `detect`: the glue between the member crates and the command line.
 //!
-//! - [`cli`] parses the raw arguments; [`run`] dispatches each command: [`train`]
-//!   (options) + [`train_loop`], [`eval`] (results files) + [`eval_model`] (a model over a
-//!   dataset), [`predict`], [`info`], [`convert`].
-//! - [`config::DetectorConfig`] is the model tree's config; [`model::FasterRcnn`] runs
-//!   backbone + FPN (`backbones`) → RPN → RoI heads (`heads`) on batches from `datasets`.
-//! - Weights: [`params`] (training: trainable `Var`s + frozen tensors behind a `VarBuilder`),
-//!   [`load`] (inference: a trained model or torchvision-layout weights), [`checkpoint`],
-//!   [`pth`]. Training support: [`solver`], [`metrics`], [`plot`], [`progress`].
-//! - Output: [`inference`] (detections → COCO results + metrics), [`draw`], [`results`],
-//!   [`labels`], [`predict_output`], [`atomic_file`] (temp file + rename).
-pub mod atomic_file;
-pub mod checkpoint;
+//! ```text
+//! main.rs ─ cli::Cli ─▶ run ─▶ commands::{train, eval, predict, info, convert}
+//!                                 │ (shared: parse_device, dataset_spec, open_split)
+//!        ┌────────────────────────┼──────────────────────────┐
+//!        ▼                        ▼                          ▼
+//!   train/ options → trainer → step     model/ config, faster_rcnn,     output/ Detection,
+//!     solver/, checkpoint/, metrics,      evaluate (COCO AP over a        results (COCO JSON),
+//!     plot, progress                      split)                          draw, predict_output
+//!        ▲                        ▲
+//!        └──── weights/ params (training), load (inference), pth, discovery
+//! ```
+//!
+//! The member crates do the work: `backbones` (ResNeXt + FPN, conv kernels, weight maps),
+//! `heads` (ops, RPN, RoI heads), `datasets` (COCO records and [`datasets::coco::CategoryMap`],
+//! loader, transforms, COCO evaluation). [`atomic`] is the one way any file is written.
+//!
+//! Where new things go: a subcommand → `commands/<name>.rs` + a variant in [`cli::Command`]; a
+//! backbone → `backbones` (named in `backbones::arch`); a dataset format → `datasets`; a new
+//! kind of output file → `output/`; a new weights source → `weights/`.
+pub mod atomic;
 pub mod cli;
-pub mod config;
-pub mod convert;
-pub mod draw;
-pub mod eval;
-pub mod eval_model;
-pub mod inference;
-pub mod info;
-pub mod labels;
-pub mod load;
-pub mod metrics;
+pub mod commands;
 pub mod model;
-pub mod params;
-pub mod plot;
-pub mod predict;
-pub mod predict_output;
-pub mod progress;
-pub mod pth;
-pub mod results;
-pub mod solver;
+pub mod output;
 pub mod train;
-pub mod train_loop;
-pub mod weights_discovery;
+pub mod weights;
 
 use cli::{Cli, Command};
 
 /// Runs one parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Train(args) => train::run(args),
-        Command::Eval(args) => eval::run(args),
-        Command::Predict(args) => predict::run(args),
-        Command::Info(args) => info::run(args),
-        Command::Convert(args) => convert::run(&args),
+        Command::Train(args) => commands::train::run(args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Predict(args) => commands::predict::run(args),
+        Command::Info(args) => commands::info::run(args),
+        Command::Convert(args) => commands::convert::run(&args),
     }
 }

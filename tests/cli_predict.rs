@@ -8,9 +8,9 @@ use std::process::{Command, Output};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use detect::checkpoint::{save_model, ModelMeta};
-use detect::config::{DetectorConfig, SHAPES_BACKBONE};
-use detect::model::FasterRcnn;
+use detect::model::config::{DetectorConfig, SHAPES_BACKBONE};
+use detect::model::faster_rcnn::FasterRcnn;
+use detect::train::checkpoint::{save_model, ModelMeta};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
 /// 640x480, a numeric file stem (COCO image id 5001).

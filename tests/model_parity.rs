@@ -1,7 +1,7 @@
 //! The whole detector against torchvision's `FasterRCNN` on the same weights and crops of two
 //! real COCO images (stored as PNG as PIL decoded them, so both sides see the same pixels):
 //! transform, backbone + FPN, anchors, RPN proposals and final detections in original
-//! pixels. Weights are loaded through `detect::load` (torchvision layout, `.safetensors` and
+//! pixels. Weights are loaded through `detect::weights::load` (torchvision layout, `.safetensors` and
 //! `.pth` with the old key spellings), so the loader's key mapping, class count and eps rule
 //! are checked too. Fixture: `/work/venv/bin/python tests/fixtures/model/gen.py`.
 //!
@@ -20,10 +20,10 @@ use std::path::{Path, PathBuf};
 use backbones::{BackboneConfig, BackboneWithFpn, BlockForm, ResNextConfig};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
+use datasets::coco::CategoryMap;
 use datasets::transforms::{batch_images, transform_image, TransformConfig};
-use detect::config::DetectorConfig;
-use detect::labels::LabelMap;
-use detect::load::{load_torchvision_weights, LoadedDetector};
+use detect::model::config::DetectorConfig;
+use detect::weights::load::{load_torchvision_weights, LoadedDetector};
 use faster_rcnn_fixture::{match_ranked, max_box_diff, Ranked};
 use heads::roi_heads::RoiHeadsConfig;
 use heads::rpn::{Rpn, RpnConfig};
@@ -151,7 +151,7 @@ fn loader_reads_torchvision_layout_in_both_spellings_and_formats() {
         );
         assert_eq!(loaded.labels.category(18).name, "dog");
     }
-    assert_eq!(LabelMap::for_num_classes(5).category(2).name, "class 2");
+    assert_eq!(CategoryMap::for_num_classes(5).category(2).name, "class 2");
 }
 
 #[test]
@@ -262,7 +262,8 @@ fn predict_path_matches_torchvision_on_a_single_image() {
     let fx = Fixture::load();
     let loaded = load("weights.safetensors");
     let image = datasets::image::load_rgb(&fx.images()[1]).unwrap();
-    let detections = detect::predict::detect_image(&loaded.model, &image, &Device::Cpu).unwrap();
+    let detections =
+        detect::commands::predict::detect_image(&loaded.model, &image, &Device::Cpu).unwrap();
     let got = Ranked {
         boxes: detections.iter().map(|d| d.box_xyxy.to_vec()).collect(),
         scores: detections.iter().map(|d| d.score).collect(),

@@ -13,11 +13,11 @@ use datasets::dataset::{Dataset, DatasetSpec};
 use datasets::eval::CocoMetrics;
 use datasets::loader::{DataLoader, LoaderConfig, Mode};
 use datasets::shapes::Split;
-use detect::config::DetectorConfig;
-use detect::inference::{evaluate, EvalPass};
-use detect::model::FasterRcnn;
-use detect::params::Params;
-use detect::solver::Sgd;
+use detect::model::config::DetectorConfig;
+use detect::model::evaluate::{evaluate, EvalPass};
+use detect::model::faster_rcnn::FasterRcnn;
+use detect::train::solver::Sgd;
+use detect::weights::params::Params;
 use heads::anchors::AnchorGeneratorConfig;
 use heads::roi_heads::Target;
 
@@ -124,7 +124,7 @@ impl Overfit {
         let map = dataset.coco.category_map();
         let config = small_config(map.num_categories() + 1, sizes.0, sizes.1);
         let (model, params) =
-            detect::train::build_model(&config, Default::default(), seed, &Device::Cpu)?;
+            detect::train::step::build_model(&config, Default::default(), seed, &Device::Cpu)?;
         let sgd = Sgd::new(params.trainable(), 0.9, 1e-4)?;
         let loader = DataLoader::new(
             dataset.clone(),

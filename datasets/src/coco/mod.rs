@@ -14,7 +14,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-pub use category_map::{CategoryEntry, CategoryMap, BACKGROUND};
+pub use category_map::{
+    CategoryEntry, CategoryMap, LabelScheme, BACKGROUND, COCO_CATEGORIES,
+    COCO_TORCHVISION_NUM_CLASSES,
+};
 pub use error::CocoError;
 pub use targets::{
     bbox_xywh_to_xyxy_clipped, ImageTargets, TargetOptions, TrainingTargets, MIN_BOX_SIDE,

@@ -1,0 +1,136 @@
+//! `detect eval`: COCO box AP of a results file against COCO annotations (pycocotools'
+//! numbers, see `datasets::eval`), printed as pycocotools prints it plus a per-category table,
+//! and optionally written as JSON. With `--weights MODEL` and a dataset it first runs the
+//! detector over the dataset's validation split (progress bar), writes the detections as a COCO
+//! results file and evaluates them with the same evaluator.
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use datasets::coco::CocoDataset;
+use datasets::eval::CocoEvaluator;
+use datasets::shapes::Split;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::atomic::write_atomically;
+use crate::cli::EvalArgs;
+use crate::commands::{dataset_spec, open_split, parse_device};
+use crate::model::evaluate::{evaluate, EvalPass};
+use crate::weights::load::load_detector;
+
+/// Images per forward pass during evaluation.
+const EVAL_BATCH: usize = 2;
+
+/// Runs `detect eval`.
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    if let Some(weights) = &args.weights {
+        return run_model(&args, weights);
+    }
+    let Some(results) = &args.results else {
+        bail!("`detect eval` needs --results RESULTS.json (a COCO results file)\nhint: detect eval --annotations instances_val2017.json --results results.json");
+    };
+    let Some(annotations) = &args.data.annotations else {
+        bail!("`detect eval --results` needs --annotations GT.json, the COCO annotations the results refer to");
+    };
+    let gt = CocoDataset::load(annotations)
+        .with_context(|| format!("reading annotations {}", annotations.display()))?;
+    let mut evaluator = CocoEvaluator::new(&gt);
+    let n = evaluator
+        .add_results_file(results)
+        .with_context(|| format!("reading results {}", results.display()))?;
+    eprintln!(
+        "evaluating {n} detections on {} images, {} categories",
+        gt.images.len(),
+        gt.categories.len()
+    );
+    let metrics = evaluator.evaluate();
+    print!("{}", metrics.summary());
+    println!();
+    print!("{}", metrics.per_category_table());
+    if let Some(path) = &args.output_json {
+        write_json(path, &metrics.to_json())?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)? + "\n";
+    write_atomically(path, |tmp| {
+        std::fs::write(tmp, &text).with_context(|| format!("writing metrics to {}", path.display()))
+    })
+}
+
+/// `detect eval --weights MODEL`: the model over the validation split, then COCO AP.
+fn run_model(args: &EvalArgs, weights: &Path) -> anyhow::Result<()> {
+    let spec = dataset_spec(&args.data)?.context(
+        "`detect eval --weights` needs a dataset: --dataset NAME or --annotations FILE --images DIR",
+    )?;
+    let device = parse_device(&args.device)?;
+    let loaded = load_detector(weights, args.backbone.as_deref(), &device)?;
+    let dataset = open_split(&spec, Split::Val)?;
+    let dataset_categories = dataset.coco.category_map();
+    let labels = &loaded.labels;
+    let known: std::collections::HashSet<u64> =
+        dataset.coco.categories.iter().map(|c| c.id).collect();
+    let category_of_label = |label: u32| {
+        let id = labels.category(label as usize).id;
+        known.contains(&id).then_some(id)
+    };
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} batches, ETA {eta}")
+            .expect("valid template"),
+    );
+    let transform = loaded.model.config().transform.clone();
+    let output = evaluate(
+        &loaded.model,
+        &EvalPass {
+            dataset: dataset.clone(),
+            dataset_categories: &dataset_categories,
+            category_of_label: &category_of_label,
+            transform,
+            batch_size: EVAL_BATCH,
+            skip_bad_images: args.data.skip_bad_images,
+            device: &device,
+        },
+        |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )?;
+    bar.finish_and_clear();
+    if !output.skipped.is_empty() {
+        eprintln!(
+            "warning: skipped {} unreadable images:",
+            output.skipped.len()
+        );
+        for m in &output.skipped {
+            eprintln!("  {m}");
+        }
+    }
+    // Beside the metrics file when one is asked for, else beside the weights.
+    let results_path = match &args.output_json {
+        Some(p) => p.with_extension("results.json"),
+        None => weights.with_file_name(format!("{}-results.json", spec.name())),
+    };
+    let text = serde_json::to_string(&output.detections)? + "\n";
+    write_atomically(&results_path, |tmp| {
+        std::fs::write(tmp, &text).with_context(|| format!("writing {}", results_path.display()))
+    })?;
+    eprintln!(
+        "{} detections on {} images written to {}",
+        output.detections.len(),
+        dataset.coco.images.len(),
+        results_path.display()
+    );
+    print!("{}", output.metrics.summary());
+    println!();
+    print!("{}", output.metrics.per_category_table());
+    if let Some(path) = &args.output_json {
+        let text = serde_json::to_string_pretty(&output.metrics.to_json())? + "\n";
+        write_atomically(path, |tmp| {
+            std::fs::write(tmp, &text).with_context(|| format!("writing {}", path.display()))
+        })?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

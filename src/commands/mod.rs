@@ -1,0 +1,75 @@
+//! One file per subcommand; each turns its raw arguments into typed options once and calls into
+//! the model, weights, training and output modules. The helpers below are shared by several
+//! commands: the device, the dataset named on the command line, and opening one of its splits.
+pub mod convert;
+pub mod eval;
+pub mod info;
+pub mod predict;
+pub mod train;
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use candle_core::Device;
+use datasets::dataset::{Dataset, DatasetSpec};
+use datasets::shapes::Split;
+
+use crate::cli::DatasetArgs;
+
+/// The dataset named on the command line, if any.
+pub fn dataset_spec(args: &DatasetArgs) -> anyhow::Result<Option<DatasetSpec>> {
+    let shapes_knobs = [
+        args.shapes_train_images,
+        args.shapes_val_images,
+        args.shapes_image_size,
+    ];
+    let spec = match (&args.dataset, &args.annotations, &args.images) {
+        (Some(name), _, _) => Some(DatasetSpec::from_name(name)?),
+        (None, Some(a), Some(i)) => Some(DatasetSpec::Files {
+            annotations: a.clone(),
+            images: i.clone(),
+        }),
+        _ => None,
+    };
+    match spec {
+        Some(DatasetSpec::Shapes(mut c)) => {
+            c.num_train = args.shapes_train_images.unwrap_or(c.num_train);
+            c.num_val = args.shapes_val_images.unwrap_or(c.num_val);
+            c.image_size = args.shapes_image_size.unwrap_or(c.image_size);
+            if c.num_train == 0 || c.num_val == 0 || c.image_size < 32 {
+                bail!("shapes: need at least one image per split and images of at least 32 px");
+            }
+            Ok(Some(DatasetSpec::Shapes(c)))
+        }
+        other if shapes_knobs.iter().any(Option::is_some) => {
+            bail!(
+                "--shapes-* options apply to `--dataset shapes` only, not to {}",
+                other.map_or("this dataset".into(), |s| format!("`{}`", s.name()))
+            )
+        }
+        other => Ok(other),
+    }
+}
+
+/// `cpu`, `cuda` or `cuda:N`.
+pub fn parse_device(s: &str) -> anyhow::Result<Device> {
+    let ordinal = match s {
+        "cpu" => return Ok(Device::Cpu),
+        "cuda" => 0,
+        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => n,
+            _ => bail!("unknown device `{s}`: expected `cpu`, `cuda` or `cuda:N`"),
+        },
+    };
+    Device::new_cuda(ordinal).with_context(|| {
+        format!("cannot open {s}\nhint: CUDA needs a build with `--features cuda` and a GPU")
+    })
+}
+
+/// Opens the training split and its category map.
+pub fn open_split(spec: &DatasetSpec, split: Split) -> anyhow::Result<Arc<Dataset>> {
+    Ok(Arc::new(Dataset::open(spec, split)?))
+}
+
+#[cfg(test)]
+mod tests;

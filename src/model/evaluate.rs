@@ -1,0 +1,105 @@
+//! Running a detector over a dataset: the shared core of `detect eval --weights` and of the
+//! periodic evaluation during training.
+use std::sync::Arc;
+
+use anyhow::Context;
+use candle_core::Device;
+use datasets::coco::CategoryMap;
+use datasets::dataset::Dataset;
+use datasets::eval::{CocoEvaluator, CocoMetrics, Detection};
+use datasets::loader::{DataLoader, LoaderConfig, Mode};
+use datasets::transforms::TransformConfig;
+use heads::roi_heads::Detections;
+
+use crate::model::faster_rcnn::FasterRcnn;
+
+/// What a pass over a dataset produced.
+pub struct EvalOutput {
+    /// Every detection, in COCO category ids and original-image xywh pixels.
+    pub detections: Vec<Detection>,
+    pub metrics: CocoMetrics,
+    /// Images the loader skipped (with `skip_bad_images`).
+    pub skipped: Vec<String>,
+}
+
+/// Options of one evaluation pass.
+pub struct EvalPass<'a> {
+    pub dataset: Arc<Dataset>,
+    /// Target rules (crowd, labels) of the loader: the dataset's own category map.
+    pub dataset_categories: &'a CategoryMap,
+    /// Model label → the dataset's category id (None: not a category of the dataset).
+    pub category_of_label: &'a dyn Fn(u32) -> Option<u64>,
+    pub transform: TransformConfig,
+    pub batch_size: usize,
+    pub skip_bad_images: bool,
+    pub device: &'a Device,
+}
+
+/// Runs `model` over every image of the dataset and evaluates the detections with COCO AP.
+/// `on_batch(done, total)` is called after each batch (for a progress bar).
+pub fn evaluate(
+    model: &FasterRcnn,
+    pass: &EvalPass,
+    mut on_batch: impl FnMut(usize, usize),
+) -> anyhow::Result<EvalOutput> {
+    let loader = DataLoader::new(
+        pass.dataset.clone(),
+        pass.dataset_categories,
+        pass.transform.clone(),
+        LoaderConfig {
+            batch_size: pass.batch_size.max(1),
+            skip_bad_images: pass.skip_bad_images,
+            ..LoaderConfig::default()
+        },
+        Mode::Eval,
+    );
+    let mut batches = loader.epoch(0);
+    let total = batches.len();
+    let mut detections = Vec::new();
+    let mut done = 0;
+    for batch in batches.by_ref() {
+        let batch = batch?;
+        let images = batch.images.to_device(pass.device)?;
+        let per_image = model
+            .detect(&images, &batch.image_sizes, &batch.original_sizes)
+            .context("running the detector")?;
+        for (image_id, d) in batch.image_ids.iter().zip(&per_image) {
+            detections.extend(to_coco(*image_id, d, pass.category_of_label)?);
+        }
+        done += 1;
+        on_batch(done, total);
+    }
+    let skipped = batches.skipped_messages().to_vec();
+    let mut evaluator = CocoEvaluator::new(&pass.dataset.coco);
+    evaluator.add_detections(&detections)?;
+    Ok(EvalOutput {
+        metrics: evaluator.evaluate(),
+        detections,
+        skipped,
+    })
+}
+
+/// One image's detections as COCO results (labels mapped to category ids; detections whose
+/// label is no category of the dataset are left out).
+pub fn to_coco(
+    image_id: u64,
+    d: &Detections,
+    category_of_label: &dyn Fn(u32) -> Option<u64>,
+) -> anyhow::Result<Vec<Detection>> {
+    let boxes = d.boxes.to_vec2::<f32>()?;
+    let scores = d.scores.to_vec1::<f32>()?;
+    let labels = d.labels.to_vec1::<u32>()?;
+    Ok(boxes
+        .iter()
+        .zip(scores.iter().zip(&labels))
+        .filter_map(|(b, (&score, &label))| {
+            let [x1, y1, x2, y2] = [b[0], b[1], b[2], b[3]].map(f64::from);
+            Some(Detection {
+                image_id,
+                category_id: category_of_label(label)?,
+                bbox: [x1, y1, x2 - x1, y2 - y1],
+                score: f64::from(score),
+            })
+        })
+        .collect())
+}

@@ -1,0 +1,13 @@
+//! `detect train` below the command: [`options`] (validated arguments) → [`trainer`] (the loop:
+//! resume or start, log, checkpoint, evaluate, write the final model) → [`step`] (one batch:
+//! losses → backward → SGD from [`solver`]). Around it: [`checkpoint`] (checkpoints and the
+//! final model file), [`metrics`] (`metrics.jsonl`), [`plot`] (`loss.png`) and [`progress`]
+//! (progress bar, Ctrl-C).
+pub mod checkpoint;
+pub mod metrics;
+pub mod options;
+pub mod plot;
+pub mod progress;
+pub mod solver;
+pub mod step;
+pub mod trainer;

@@ -1,0 +1,128 @@
+//! `detect train`'s arguments validated once into [`TrainOptions`]: dataset, backbone, how the
+//! weights start, solver, batch, device, sizes, periods and the output folder.
+use std::path::PathBuf;
+
+use anyhow::Context;
+use candle_core::Device;
+use datasets::dataset::DatasetSpec;
+
+use crate::cli::TrainArgs;
+use crate::commands::{dataset_spec, parse_device};
+use crate::model::config::SHAPES_BACKBONE;
+use crate::train::solver::{Schedule, SolverConfig};
+
+/// How the weights start.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Init {
+    /// torchvision's initialisation, seeded.
+    Random,
+    /// ImageNet classification weights for the backbone body (torchvision names).
+    BackboneWeights(PathBuf),
+    /// A whole detector.
+    Detector(PathBuf),
+}
+
+/// Everything `detect train` needs, validated.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub dataset: DatasetSpec,
+    /// Backbone name (`resnext101_32x4d`, or the small shapes model).
+    pub backbone: String,
+    pub init: Init,
+    pub solver: SolverConfig,
+    pub batch_size: usize,
+    pub seed: u64,
+    pub device: Device,
+    /// Override of the transform's shorter side / longest side.
+    pub min_size: Option<usize>,
+    pub max_size: Option<usize>,
+    /// Evaluate every N iterations (0: only at the end).
+    pub eval_period: u64,
+    /// Write a checkpoint every N iterations (and at the end).
+    pub checkpoint_period: u64,
+    /// Log losses every N iterations.
+    pub log_period: u64,
+    pub output: PathBuf,
+    pub resume: bool,
+    pub skip_bad_images: bool,
+}
+
+/// Iterations and batch of the `shapes` quick start (fits 10 minutes on 2 cores).
+const SHAPES_ITERS: u64 = 1000;
+const SHAPES_BATCH: usize = 4;
+const SHAPES_LR: f64 = 0.02;
+
+impl TrainOptions {
+    pub fn from_args(args: &TrainArgs) -> anyhow::Result<Self> {
+        let dataset = dataset_spec(&args.data)?
+            .context("training needs --dataset NAME or --annotations FILE --images DIR")?;
+        let shapes = matches!(dataset, DatasetSpec::Shapes(_));
+        let backbone = args.backbone.clone().unwrap_or_else(|| {
+            if shapes {
+                SHAPES_BACKBONE
+            } else {
+                "resnext101_32x4d"
+            }
+            .to_string()
+        });
+        let batch_size = args
+            .batch_size
+            .unwrap_or(if shapes { SHAPES_BATCH } else { 2 });
+        let mut solver = match (&args.schedule, args.iters) {
+            (Some(s), _) => SolverConfig::for_schedule(s.parse::<Schedule>()?, batch_size)?,
+            (None, Some(iters)) => SolverConfig::with_iters(
+                iters as u64,
+                args.steps
+                    .as_ref()
+                    .map(|s| s.iter().map(|&x| x as u64).collect()),
+                batch_size,
+            )?,
+            (None, None) if shapes => SolverConfig::with_iters(SHAPES_ITERS, None, batch_size)?,
+            (None, None) => SolverConfig::for_schedule(Schedule::OneX, batch_size)?,
+        };
+        if shapes {
+            // The small synthetic task: the full base LR at batch 4 and a warm-up of a tenth
+            // of the run (the COCO recipe's 1,000 iterations would be the whole run).
+            solver.base_lr = SHAPES_LR;
+            solver.warmup_iters = solver.warmup_iters.min(solver.max_iter / 10);
+        }
+        if let Some(lr) = args.lr {
+            solver.base_lr = lr;
+        }
+        solver.warmup_iters = solver.warmup_iters.min(solver.max_iter);
+        solver.clip_grad_norm = args.clip_grad_norm;
+        solver.validate()?;
+        let init = match (&args.backbone_weights, &args.weights) {
+            (Some(p), _) => Init::BackboneWeights(p.clone()),
+            (None, Some(p)) => Init::Detector(p.clone()),
+            (None, None) => Init::Random,
+        };
+        let output = args.output.clone().unwrap_or_else(|| {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            PathBuf::from(format!("runs/{}-{backbone}-{secs}", dataset.name()))
+        });
+        let max_iter = solver.max_iter;
+        Ok(Self {
+            dataset,
+            backbone,
+            init,
+            solver,
+            batch_size,
+            seed: args.seed,
+            device: parse_device(&args.device)?,
+            min_size: args.min_size,
+            max_size: args.max_size,
+            eval_period: args.eval_period.unwrap_or(0) as u64,
+            checkpoint_period: match args.checkpoint_period {
+                Some(p) => (p as u64).max(1),
+                None => (max_iter / 5).clamp(1, 5000),
+            },
+            log_period: (args.log_period as u64).max(1),
+            output,
+            resume: args.resume,
+            skip_bad_images: args.data.skip_bad_images,
+        })
+    }
+}
