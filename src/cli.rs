@@ -42,6 +42,13 @@ pub enum Command {
         after_help = "Example:\n  detect convert fasterrcnn_resnet50_fpn.pth fasterrcnn_resnet50_fpn.safetensors"
     )]
     Convert(ConvertArgs),
+    /// Check the GPU setup: GPU, driver, CUDA, cuDNN and NCCL versions, then a few-second
+    /// CUDA-against-CPU self-check (fails without a GPU or in a CPU-only build).
+    #[command(after_help = "Example:\n  detect doctor")]
+    Doctor,
+    /// Every CUDA-against-CPU parity check (for scripts/gpu-run.sh on the GPU machine).
+    #[command(hide = true)]
+    Parity(ParityArgs),
 }
 
 /// Where a dataset comes from: a named dataset, or any COCO-format annotation file + image folder.
@@ -199,4 +206,14 @@ pub struct ConvertArgs {
     pub input: PathBuf,
     /// The `.safetensors` file to write.
     pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ParityArgs {
+    /// The repository root (the checks read its test fixtures).
+    #[arg(long, default_value = ".")]
+    pub root: PathBuf,
+    /// Also write one TSV row per check (name, PASS/FAIL, measured, limit) to this file.
+    #[arg(long)]
+    pub tsv: Option<PathBuf>,
 }

@@ -34,20 +34,36 @@ pub fn is_out_of_memory(err: &(dyn std::error::Error + 'static)) -> bool {
 /// A GPU out-of-memory failure, with the settings that decide how much memory a step takes.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the GPU ran out of memory during {stage} with batch size {batch_size} and images resized \
-     to a shorter side of {min_size} px (longer side at most {max_size} px); lower \
+    "the GPU ran out of memory during {stage} with batch size {batch_size} and {}; lower \
      --batch-size (try {smaller}) or the image size (--min-size / --max-size), or use a GPU \
      with more free memory (CUDA said: {cause})",
+    image_size(*min_size, *max_size),
     smaller = (batch_size / 2).max(1)
 )]
 pub struct OutOfMemory {
     /// What was running: `training`, `evaluation`, `prediction`.
     pub stage: String,
     pub batch_size: usize,
-    pub min_size: usize,
-    pub max_size: usize,
+    /// `--min-size` / `--max-size` when given (None: the model's defaults).
+    pub min_size: Option<usize>,
+    pub max_size: Option<usize>,
     /// The first line of the original error.
     pub cause: String,
+}
+
+fn image_size(min_size: Option<usize>, max_size: Option<usize>) -> String {
+    match (min_size, max_size) {
+        (None, None) => "the model's default image size".into(),
+        (min, max) => {
+            let show =
+                |v: Option<usize>| v.map_or("the model's default".into(), |v| format!("{v} px"));
+            format!(
+                "images resized to a shorter side of {} (longer side at most {})",
+                show(min),
+                show(max)
+            )
+        }
+    }
 }
 
 impl OutOfMemory {
@@ -56,7 +72,7 @@ impl OutOfMemory {
         err: &(dyn std::error::Error + 'static),
         stage: &str,
         batch_size: usize,
-        (min_size, max_size): (usize, usize),
+        (min_size, max_size): (Option<usize>, Option<usize>),
     ) -> Option<Self> {
         if !is_out_of_memory(err) {
             return None;

@@ -24,7 +24,7 @@ fn other_errors_are_not_out_of_memory() {
     ] {
         let e = candle_core::Error::Msg(text.to_string());
         assert!(!is_out_of_memory(&e), "{text}");
-        assert!(OutOfMemory::from_error(&e, "training", 4, (800, 1333)).is_none());
+        assert!(OutOfMemory::from_error(&e, "training", 4, (Some(800), Some(1333))).is_none());
     }
 }
 
@@ -38,7 +38,7 @@ fn found_under_candle_context() {
 #[test]
 fn message_names_batch_and_image_size_to_lower() {
     let e = candle_core::Error::Msg(DRIVER_OOM.to_string());
-    let oom = OutOfMemory::from_error(&e, "training", 16, (800, 1333)).expect("an OOM");
+    let oom = OutOfMemory::from_error(&e, "training", 16, (Some(800), Some(1333))).expect("an OOM");
     let msg = oom.to_string();
     for part in [
         "ran out of memory during training",
@@ -51,4 +51,17 @@ fn message_names_batch_and_image_size_to_lower() {
     ] {
         assert!(msg.contains(part), "missing {part:?} in {msg}");
     }
+}
+
+#[test]
+fn message_without_size_options_names_the_model_defaults() {
+    let e = candle_core::Error::Msg(DRIVER_OOM.to_string());
+    let msg = OutOfMemory::from_error(&e, "evaluation", 1, (None, None))
+        .expect("an OOM")
+        .to_string();
+    assert!(
+        msg.contains("batch size 1 and the model's default image size"),
+        "{msg}"
+    );
+    assert!(msg.contains("--batch-size (try 1)"), "{msg}");
 }
