@@ -38,6 +38,8 @@ fi
 DIR=$(cd "$1" && pwd)
 cd "$(dirname "$0")/.." || die "cannot enter the repository root"
 BIN=$DIR/detect
+# A copy may have lost the executable bit.
+if [[ -f "$BIN" && ! -x "$BIN" ]]; then chmod +x "$BIN" 2>/dev/null; fi
 [[ -x "$BIN" ]] || die "no executable $BIN (make it with scripts/gpu-build.sh)"
 REPORT=$DIR/gpu-report.md
 START=$(date +%s)

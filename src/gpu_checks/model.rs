@@ -333,7 +333,7 @@ pub fn training_step(root: &Path, cuda: &Device) -> Vec<Check> {
             }
             None => f64::INFINITY,
         };
-        if !(e <= worst.0) {
+        if e.is_nan() || e > worst.0 {
             worst = (e, name.clone());
         }
     }
