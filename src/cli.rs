@@ -54,6 +54,13 @@ pub enum Command {
         detect export --weights fasterrcnn.pth --backbone resnet50 --output frcnn.onnx --opset 16\n  \
         detect export --random-init --backbone resnext101_32x4d --output x101.onnx")]
     Export(ExportArgs),
+    /// Check the GPU setup: GPU, driver, CUDA, cuDNN and NCCL versions, then a few-second
+    /// CUDA-against-CPU self-check (fails without a GPU or in a CPU-only build).
+    #[command(after_help = "Example:\n  detect doctor")]
+    Doctor,
+    /// Every CUDA-against-CPU parity check (for scripts/gpu-run.sh on the GPU machine).
+    #[command(hide = true)]
+    Parity(ParityArgs),
 }
 
 /// Where a dataset comes from: a named dataset, a COCO annotation file + image folder, Pascal VOC
@@ -247,4 +254,14 @@ pub struct ExportArgs {
     /// With --random-init: the seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ParityArgs {
+    /// The repository root (the checks read its test fixtures).
+    #[arg(long, default_value = ".")]
+    pub root: PathBuf,
+    /// Also write one TSV row per check (name, PASS/FAIL, measured, limit) to this file.
+    #[arg(long)]
+    pub tsv: Option<PathBuf>,
 }

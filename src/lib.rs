@@ -1,7 +1,8 @@
 //! `detect`: the glue between the member crates and the command line.
 //!
 //! ```text
-//! main.rs ─ cli::Cli ─▶ run ─▶ commands::{train, eval, predict, info, convert, export}
+//! main.rs ─ cli::Cli ─▶ run ─▶ commands::{train, eval, predict, info, convert, export,
+//!                                            doctor, parity}
 //!                                 │ (shared: parse_device, dataset_spec, open_split)
 //!        ┌────────────────────────┼──────────────────────────┐
 //!        ▼                        ▼                          ▼
@@ -23,6 +24,7 @@ pub mod atomic;
 pub mod cli;
 pub mod commands;
 pub mod export;
+pub mod gpu_checks;
 pub mod model;
 pub mod output;
 pub mod report;
@@ -36,9 +38,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => commands::train::run(*args),
         Command::Eval(args) => commands::eval::run(args),
-        Command::Predict(args) => commands::predict::run(args),
+        Command::Predict(args) => commands::predict::run(args)
+            .map_err(|e| commands::explain_out_of_memory(e, "prediction", 1, (None, None))),
         Command::Info(args) => commands::info::run(args),
         Command::Convert(args) => commands::convert::run(&args),
         Command::Export(args) => commands::export::run(args),
+        Command::Doctor => commands::doctor::run(),
+        Command::Parity(args) => commands::parity::run(&args.root, args.tsv.as_ref()),
     }
 }

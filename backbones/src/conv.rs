@@ -8,12 +8,16 @@
 //! - anything else on CPU in f32: our op [`crate::conv_kernel::conv2d`] (direct, Winograd,
 //!   shifted gemms or tiled im2col + one gemm per group into one output buffer, chosen by
 //!   shape; parallel; with its own im2col backward).
-//! - other devices and dtypes: candle's `conv2d` (on CUDA: candle's kernels).
+//! - CUDA in f32 (`cuda` feature), every shape including 1x1: our cuDNN op
+//!   (`crate::conv_cudnn::conv2d`): groups on the descriptor, cuDNN forward and backward,
+//!   algorithm cached per shape, TF32 per [`allow_tf32`].
+//! - other devices and dtypes: candle's `conv2d`.
 //!
 //! Known candle 0.11 backward gap (CANDLE_NOTES): a stride-2 conv backward fails with a shape
 //! error when `(H + 2p - k) mod s != (W + 2p - k) mod s` (e.g. the 7x7/s2 stem on 8x9 inputs).
-//! Our CPU op has its own backward without that bug; on CUDA (candle's conv) pad every batch
-//! to a multiple of 32, which avoids it.
+//! Our CPU and cuDNN ops have their own backward without that bug.
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use candle_core::{DType, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
@@ -41,6 +45,21 @@ pub struct Conv2d {
     weight: Tensor,
     bias: Option<Tensor>,
     config: ConvConfig,
+}
+
+static ALLOW_TF32: AtomicBool = AtomicBool::new(true);
+
+/// Whether CUDA convolutions may use TF32 tensor-core math (10-bit mantissa products, f32
+/// sums): on by default, as PyTorch's `torch.backends.cudnn.allow_tf32`. Off gives full f32
+/// (`--precision fp32`; the CUDA-vs-CPU parity checks use it). Process-wide; read at each
+/// convolution call. No effect on CPU.
+pub fn set_allow_tf32(allow: bool) {
+    ALLOW_TF32.store(allow, Ordering::Relaxed);
+}
+
+/// See [`set_allow_tf32`].
+pub fn allow_tf32() -> bool {
+    ALLOW_TF32.load(Ordering::Relaxed)
 }
 
 /// How a conv's weights are initialised when the VarBuilder has none (torchvision's schemes).
@@ -118,6 +137,10 @@ impl Conv2d {
 /// # Shapes
 /// `x: [N, Cin, H, W]`, `weight: [Cout, Cin / groups, k, k]` -> `[N, Cout, Ho, Wo]`
 pub fn conv2d(x: &Tensor, weight: &Tensor, config: ConvConfig) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if x.device().is_cuda() && x.dtype() == DType::F32 && weight.dtype() == DType::F32 {
+        return crate::conv_cudnn::conv2d(x, weight, config.stride, config.padding, config.groups);
+    }
     let (cout, cin_g, kh, kw) = weight.dims4()?;
     if kh == 1 && kw == 1 && config.groups == 1 && config.padding == 0 {
         return conv1x1(x, &weight.reshape((cout, cin_g))?, config.stride);

@@ -9,7 +9,9 @@
 //!   `fpn.inner_blocks.0.0.weight`).
 //! - [`conv`]: every convolution goes through it: a matmul for 1x1, else on CPU/f32 our
 //!   [`conv_kernel`] (direct / im2col+gemm / Winograd / shifted-gemm forward, its own
-//!   backward without candle's stride-2 parity bug), else candle's `conv2d`.
+//!   backward without candle's stride-2 parity bug), on CUDA our cuDNN op (`conv_cudnn`,
+//!   `cuda` feature), else candle's `conv2d`.
+//! - [`oom`]: recognising a CUDA out-of-memory error and saying what to lower.
 //! - [`FrozenBatchNorm2d`]: fixed BN, configurable eps.
 //! - [`weights`]: `.safetensors` / `.pth` → [`WeightMap`] (names normalised to a detector's
 //!   state dict) → [`CheckedWeights`], a `VarBuilder` backend that checks shapes and records
@@ -20,11 +22,14 @@ pub mod arch;
 pub mod backbone;
 pub mod block;
 pub mod conv;
+#[cfg(feature = "cuda")]
+pub mod conv_cudnn;
 pub mod conv_kernel;
 pub mod error;
 pub mod flops;
 pub mod fpn;
 pub mod frozen_batch_norm;
+pub mod oom;
 pub mod resnext;
 pub mod trainable;
 pub mod weights;

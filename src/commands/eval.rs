@@ -26,7 +26,8 @@ const EVAL_BATCH: usize = 2;
 /// Runs `detect eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(weights) = &args.weights {
-        return run_model(&args, weights);
+        return run_model(&args, weights)
+            .map_err(|e| super::explain_out_of_memory(e, "evaluation", EVAL_BATCH, (None, None)));
     }
     let Some(results) = &args.results else {
         bail!("`detect eval` needs --results RESULTS.json (a COCO results file)\nhint: detect eval --annotations instances_val2017.json --results results.json");

@@ -2,9 +2,11 @@
 //! the model, weights, training and output modules. The helpers below are shared by several
 //! commands: the device, the dataset named on the command line, and opening one of its splits.
 pub mod convert;
+pub mod doctor;
 pub mod eval;
 pub mod export;
 pub mod info;
+pub mod parity;
 pub mod predict;
 pub mod train;
 
@@ -105,3 +107,21 @@ pub fn open_split(spec: &DatasetSpec, split: Split) -> anyhow::Result<Arc<Datase
 
 #[cfg(test)]
 mod tests;
+
+/// A CUDA out-of-memory error anywhere in `err`'s chain becomes
+/// [`backbones::oom::OutOfMemory`], which names the batch size and image size to lower; any
+/// other error is returned as it is.
+pub fn explain_out_of_memory(
+    err: anyhow::Error,
+    stage: &str,
+    batch_size: usize,
+    sizes: (Option<usize>, Option<usize>),
+) -> anyhow::Error {
+    let oom = err
+        .chain()
+        .find_map(|cause| backbones::oom::OutOfMemory::from_error(cause, stage, batch_size, sizes));
+    match oom {
+        Some(oom) => oom.into(),
+        None => err,
+    }
+}

@@ -61,7 +61,8 @@ impl FasterRcnn {
         let channels = config.backbone.fpn_channels;
         Ok(Self {
             backbone: BackboneWithFpn::new(&config.backbone, vb.pp("backbone"))?,
-            // The RPN's convolutions through the backbone's CPU kernel (~1.5-2x candle's conv2d).
+            // The RPN's convolutions through the backbone's: our CPU kernel (~1.5-2x candle's
+            // conv2d), cuDNN on CUDA.
             rpn: Rpn::new(&config.rpn, channels, vb.pp("rpn"))?.with_conv(ConvFn::new(
                 |x, w, padding| backbones::conv::conv2d(x, w, ConvConfig::new(1, padding, 1)),
             )),

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# The GPU check, run ON the GPU test machine (NVIDIA GPU + driver, python3 with the nvidia-*
+# wheels that torch ships, no cargo, no network), from a copy of the tree that holds the
+# bundle made here by scripts/gpu-build.sh:
+#
+#   scripts/gpu-run.sh gpu-bundle        # writes gpu-bundle/gpu-report.md (+ one log per step)
+#
+# Steps (at most 60 + 150 + 210 + 45 s = 7 min 45 s: each has its own time limit):
+#   1. no GPU -> stop at once ("no GPU"), exit 2;
+#   2. LD_LIBRARY_PATH += the nvidia/*/lib folders of python3's site-packages (cuDNN, cuBLAS,
+#      cuRAND, NVRTC, ...; the driver's libcuda stays the system's); any library the binary
+#      needs and cannot find -> FAIL row and stop;
+#   3. `detect doctor` (versions + CUDA-vs-CPU self-check);
+#   4. `detect parity` (hidden; every CUDA-vs-CPU parity check, TF32 off), one row per check;
+#   5. `detect train --dataset shapes --iters 200 --device cuda` and `detect eval` of its model.
+# Exit status: 0 when every row is PASS, 1 otherwise, 2 without a GPU or bundle.
+# DETECT_PYTHON selects the interpreter (default python3). If $OUT names a folder (the device
+# tool's output folder), the report and logs are copied there too.
+set -uo pipefail # no -e: every step records PASS or FAIL and the script carries on
+
+die() {
+  echo "gpu-run.sh: $*" >&2
+  exit 2
+}
+
+[[ $# -eq 1 ]] || die "usage: scripts/gpu-run.sh DIR (DIR: the folder scripts/gpu-build.sh made, e.g. gpu-bundle)"
+
+# 1. A GPU, or stop now (before anything else).
+if ! command -v nvidia-smi >/dev/null 2>&1; then
+  die "no GPU: nvidia-smi not found, so no NVIDIA driver on this machine. This script runs on the GPU test machine (build the bundle here with scripts/gpu-build.sh)."
+fi
+if ! GPU_INFO=$(nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader 2>&1) \
+  || [[ -z "$GPU_INFO" ]]; then
+  die "no GPU: nvidia-smi found no usable GPU (${GPU_INFO:-no output})"
+fi
+
+[[ -d "$1" ]] || die "no folder $1 (make it with scripts/gpu-build.sh and send it with the tree)"
+DIR=$(cd "$1" && pwd)
+cd "$(dirname "$0")/.." || die "cannot enter the repository root"
+BIN=$DIR/detect
+# A copy may have lost the executable bit.
+if [[ -f "$BIN" && ! -x "$BIN" ]]; then chmod +x "$BIN" 2>/dev/null; fi
+[[ -x "$BIN" ]] || die "no executable $BIN (make it with scripts/gpu-build.sh)"
+REPORT=$DIR/gpu-report.md
+START=$(date +%s)
+ROWS=()
+FAILED=0
+
+# row CHECK RESULT MEASURED LIMIT
+row() {
+  ROWS+=("| $1 | $2 | $3 | $4 |")
+  [[ $2 == PASS ]] || FAILED=1
+  echo ">> $1: $2 ($3)"
+}
+
+write_report() {
+  {
+    echo "# GPU check"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(($(date +%s) - START)) s in all"
+    echo "- GPU: $GPU_INFO"
+    [[ -f "$DIR/BUILD_INFO" ]] && sed 's/^/- /' "$DIR/BUILD_INFO"
+    echo
+    echo "| check | result | measured | limit |"
+    echo "|---|---|---|---|"
+    printf '%s\n' "${ROWS[@]}"
+  } >"$REPORT"
+  echo "report: $REPORT"
+  if [[ -n "${OUT:-}" && -d "${OUT:-}" ]]; then
+    cp "$REPORT" "$DIR"/*.log "$OUT"/ 2>/dev/null
+  fi
+}
+trap write_report EXIT
+
+# 2. The NVIDIA libraries that the machine's Python ships.
+PY=${DETECT_PYTHON:-python3}
+NV_LIBS=$("$PY" -c '
+import glob, os, site
+roots = []
+try:
+    import nvidia
+    roots += list(nvidia.__path__)
+except ImportError:
+    pass
+for sp in site.getsitepackages() + [site.getusersitepackages()]:
+    roots.append(os.path.join(sp, "nvidia"))
+dirs = []
+for r in roots:
+    for d in sorted(glob.glob(os.path.join(r, "*", "lib"))):
+        d = os.path.realpath(d)
+        if d not in dirs:
+            dirs.append(d)
+print(":".join(dirs))
+' 2>&1) || NV_LIBS=""
+if [[ -z "$NV_LIBS" ]]; then
+  row "NVIDIA libraries from $PY" FAIL "no site-packages nvidia/*/lib folder found" "cuDNN, cuBLAS, NVRTC wheels present"
+  exit 1
+fi
+export LD_LIBRARY_PATH="$NV_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# libcuda.so.1 comes from the driver: make sure the loader can see it.
+if ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1'; then
+  for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu; do
+    [[ -e "$d/libcuda.so.1" ]] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
+  done
+fi
+if command -v ldd >/dev/null 2>&1; then
+  MISSING=$(ldd "$BIN" 2>&1 | grep 'not found' | awk '{print $1}' | tr '\n' ' ')
+  if [[ -n "$MISSING" ]]; then
+    row "shared libraries of detect" FAIL "not found: $MISSING" "all found"
+    echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >&2
+    exit 1
+  fi
+  row "shared libraries of detect" PASS "all found" "all found"
+fi
+
+# 3. detect doctor.
+timeout 60 "$BIN" doctor 2>&1 | tee "$DIR/doctor.log"
+rc=${PIPESTATUS[0]}
+worst=$(grep -oE 'worst error [^ )]+' "$DIR/doctor.log" | tail -1)
+if [[ $rc -eq 0 ]]; then
+  row "detect doctor" PASS "${worst:-?}" "exit 0"
+else
+  row "detect doctor" FAIL "exit $rc; ${worst:-see doctor.log}" "exit 0"
+fi
+
+# 4. The parity checks: one TSV line per check (name, PASS/FAIL, measured, limit).
+rm -f "$DIR/parity.tsv"
+timeout 150 "$BIN" parity --root . --tsv "$DIR/parity.tsv" 2>&1 | tee "$DIR/parity.log"
+rc=${PIPESTATUS[0]}
+if [[ -s "$DIR/parity.tsv" ]]; then
+  while IFS=$'\t' read -r name result measured limit; do
+    row "parity: $name" "$result" "$measured" "$limit"
+  done <"$DIR/parity.tsv"
+fi
+if [[ $rc -ne 0 ]]; then
+  row "detect parity (exit status)" FAIL "exit $rc$( ((rc == 124)) && echo ", over 150 s"), see parity.log" "exit 0"
+fi
+
+# 5. 200 iterations of shapes on the GPU, then its evaluation.
+RUN=$DIR/shapes-run
+rm -rf "$RUN"
+t0=$(date +%s)
+timeout 210 "$BIN" train --dataset shapes --iters 200 --device cuda --output "$RUN" 2>&1 | tee "$DIR/train.log"
+rc=${PIPESTATUS[0]}
+secs=$(($(date +%s) - t0))
+if [[ $rc -eq 0 && -f "$RUN/model_final.safetensors" ]]; then
+  row "shapes training, 200 iterations, cuda" PASS "$secs s" "exit 0, under 210 s"
+  timeout 45 "$BIN" eval --weights "$RUN/model_final.safetensors" --dataset shapes --device cuda 2>&1 | tee "$DIR/eval.log"
+  rc=${PIPESTATUS[0]}
+  # pycocotools' summary lines: "Average Precision (AP) @[ IoU=0.50:0.95 | area= all | ... ] = 0.952"
+  ap=$(grep -E 'Average Precision.*IoU=0\.50:0\.95.*area= +all.*maxDets=100' "$DIR/eval.log" | head -1 | awk '{print $NF}')
+  ap50=$(grep -E 'Average Precision.*IoU=0\.50 .*area= +all.*maxDets=100' "$DIR/eval.log" | head -1 | awk '{print $NF}')
+  if [[ $rc -ne 0 || -z "$ap50" ]]; then
+    row "shapes evaluation, cuda" FAIL "exit $rc, no AP found (see eval.log)" "AP50 >= 0.9"
+  elif awk -v a="$ap50" 'BEGIN { exit !(a >= 0.9) }'; then
+    row "shapes evaluation, cuda" PASS "AP $ap, AP50 $ap50" "AP50 >= 0.9"
+  else
+    row "shapes evaluation, cuda" FAIL "AP $ap, AP50 $ap50" "AP50 >= 0.9"
+  fi
+else
+  row "shapes training, 200 iterations, cuda" FAIL "exit $rc after $secs s$( ((rc == 124)) && echo ", over 210 s"), see train.log" "exit 0, under 210 s"
+fi
+
+exit $FAILED

@@ -1,0 +1,119 @@
+//! The checks' plumbing, on the CPU alone (no GPU here): CPU against CPU must agree exactly,
+//! the measures must see a planted difference, and a missing CUDA says so.
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
+use super::compare::{max_abs_diff, max_rel_diff, Check};
+use super::*;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn limits_pass_at_the_limit_and_fail_above_or_on_nan() {
+    assert!(Check::within("a", "max|Δ|", 1e-5, 1e-5).passed);
+    assert!(!Check::within("a", "max|Δ|", 1.1e-5, 1e-5).passed);
+    assert!(!Check::within("a", "max|Δ|", f64::NAN, 1e-5).passed);
+    let c = Check::within("conv\tx", "max|Δ|", 2e-6, 1e-5);
+    assert_eq!(c.tsv(), "conv x\tPASS\tmax|Δ| 2.00e-6\t<= 1e-5");
+    assert_eq!(
+        Check::exact("n", false, "1 vs 2".into()).tsv(),
+        "n\tFAIL\t1 vs 2\tidentical"
+    );
+}
+
+#[test]
+fn measures_see_a_planted_difference() {
+    let a = Tensor::new(&[1.0f32, -4.0, 2.0], &Device::Cpu).unwrap();
+    let b = Tensor::new(&[1.0f32, -4.0, 2.5], &Device::Cpu).unwrap();
+    assert_eq!(max_abs_diff(&b, &a).unwrap(), 0.5);
+    assert_eq!(max_rel_diff(&b, &a).unwrap(), 0.5 / 4.0);
+    let nan = Tensor::new(&[1.0f32, f32::NAN, 2.0], &Device::Cpu).unwrap();
+    assert_eq!(max_abs_diff(&nan, &a).unwrap(), f64::INFINITY);
+    assert!(max_abs_diff(&a, &Tensor::new(&[1.0f32], &Device::Cpu).unwrap()).is_err());
+}
+
+/// CPU against itself: every op check runs (fixtures found, ops succeed) and agrees exactly.
+#[test]
+fn op_checks_run_and_agree_cpu_against_cpu() {
+    let checks: Vec<Check> = [
+        ops::conv(&Device::Cpu, false),
+        ops::nms(root(), &Device::Cpu),
+        ops::nms_random(&Device::Cpu),
+        ops::roi_align(root(), &Device::Cpu),
+        ops::roi_align_random(&Device::Cpu),
+        ops::multi_scale(root(), &Device::Cpu),
+        ops::boxes(root(), &Device::Cpu),
+    ]
+    .concat();
+    // 6 conv shapes x 3; 10 + 4 NMS fixture cases, 2 random; 2 x (8 RoIAlign cases + 1
+    // random); 2 MultiScale; 1 box row.
+    assert_eq!(checks.len(), 18 + 14 + 2 + 16 + 2 + 2 + 1, "{checks:#?}");
+    for c in &checks {
+        assert!(c.passed && c.error == 0.0, "{c:?}");
+    }
+}
+
+#[test]
+fn model_checks_run_and_agree_cpu_against_cpu() {
+    let checks: Vec<Check> = [
+        backbone::fixture_backbone(root(), &Device::Cpu),
+        model::detections(root(), &Device::Cpu),
+        model::training_step(root(), &Device::Cpu),
+    ]
+    .concat();
+    for c in &checks {
+        assert!(c.passed && c.error == 0.0, "{c:?}");
+    }
+    // 2 inputs x 9 levels; 2 images x 3 rows; 4 losses + 1 gradient row.
+    assert_eq!(checks.len(), 18 + 6 + 5, "{checks:#?}");
+}
+
+#[test]
+fn a_missing_fixture_is_a_failed_check_naming_the_file() {
+    let checks = ops::nms(Path::new("/nonexistent"), &Device::Cpu);
+    assert_eq!(checks.len(), 1);
+    assert!(!checks[0].passed);
+    assert!(
+        checks[0]
+            .measured
+            .contains("/nonexistent/heads/tests/fixtures/ops/nms.json"),
+        "{:?}",
+        checks[0]
+    );
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn a_cpu_only_build_says_it_has_no_cuda() {
+    let e = cuda_device().unwrap_err();
+    assert!(e.contains("built without CUDA support"), "{e}");
+}
+
+/// The TF32 switch is process-wide: tests that touch it take turns.
+static TF32: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn doctor_self_check_runs_cpu_against_cpu() {
+    let _turn = TF32.lock().unwrap_or_else(|e| e.into_inner());
+    let checks = quick(&Device::Cpu);
+    // 2 conv shapes x 3, 2 NMS, 2 RoIAlign.
+    assert_eq!(checks.len(), 10, "{checks:#?}");
+    assert!(
+        checks.iter().all(|c| c.passed && c.error == 0.0),
+        "{checks:#?}"
+    );
+}
+
+#[test]
+fn parity_checks_turn_tf32_off_and_restore_it() {
+    let _turn = TF32.lock().unwrap_or_else(|e| e.into_inner());
+    backbones::conv::set_allow_tf32(true);
+    {
+        let _g = Fp32::on();
+        assert!(!backbones::conv::allow_tf32());
+    }
+    assert!(backbones::conv::allow_tf32());
+}
