@@ -73,9 +73,9 @@ impl Setup {
         let mut args = vec![
             "train",
             "--annotations",
-            &self.ann,
+            self.ann.as_str(),
             "--images",
-            &self.images,
+            self.images.as_str(),
             "--iters",
             iters,
             "--batch-size",
@@ -414,7 +414,7 @@ fn sparse_id_weights_need_categories_for_predict_and_eval() {
         backbone,
     ];
 
-    let out = detect(dir, &[], &[&base[..], &["--json", "a.json"]].concat());
+    let out = detect(dir, &[], &[&base[..], &["--json", "a.json"][..]].concat());
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("--categories FILE"),
@@ -432,10 +432,10 @@ fn sparse_id_weights_need_categories_for_predict_and_eval() {
                 "--json",
                 "a.json",
                 "--categories",
-                &categories,
+                categories.as_str(),
                 "--score-threshold",
                 "0.1",
-            ],
+            ][..],
         ]
         .concat(),
     );
@@ -469,7 +469,7 @@ fn sparse_id_weights_need_categories_for_predict_and_eval() {
         "--annotations",
         ann.to_str().unwrap(),
         "--images",
-        &s.images,
+        s.images.as_str(),
         "--output-json",
         "m.json",
     ];
@@ -483,7 +483,7 @@ fn sparse_id_weights_need_categories_for_predict_and_eval() {
     let out = detect(
         dir,
         &[],
-        &[&eval[..], &["--categories", &categories]].concat(),
+        &[&eval[..], &["--categories", categories.as_str()][..]].concat(),
     );
     assert_ok(&out);
     let results: Vec<serde_json::Value> =

@@ -236,8 +236,11 @@ pub fn safetensors_bytes(tensors: &HashMap<String, Tensor>, dir: &Path, name: &s
 /// A test registry: the stand-in detector under torchvision's name and the stand-in ImageNet
 /// weights as the `shapes` backbone's `imagenet`, each pinned to its hash.
 pub fn write_registry(dir: &Path, detector: &[u8], imagenet: &[u8]) -> PathBuf {
+    let mut defaults = serde_json::Map::new();
+    defaults.insert(SHAPES_BACKBONE.into(), "test:tiny_imagenet".into());
+    let prefix = sha256_hex(imagenet)[..8].to_string();
     let registry = serde_json::json!({
-        "imagenet": { SHAPES_BACKBONE: "test:tiny_imagenet" },
+        "imagenet": defaults,
         "weights": {
             "torchvision:fasterrcnn_resnet50_fpn": {
                 "url": "https://download.pytorch.org/models/standin_fasterrcnn.safetensors",
@@ -252,7 +255,7 @@ pub fn write_registry(dir: &Path, detector: &[u8], imagenet: &[u8]) -> PathBuf {
             },
             "test:tiny_imagenet": {
                 "url": "https://example.org/weights/tiny_imagenet.safetensors",
-                "sha256_prefix": &sha256_hex(imagenet)[..8],
+                "sha256_prefix": prefix,
                 "kind": "backbone",
                 "architecture": SHAPES_BACKBONE,
                 "frozen_bn_eps": 1e-5,
