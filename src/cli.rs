@@ -20,7 +20,8 @@ pub enum Command {
         detect train --backbone resnext101_32x4d --dataset coco --schedule 1x\n  \
         detect train --annotations train.json --images imgs/ --backbone-weights r50.pth\n  \
         detect train --annotations VOCdevkit/VOC2007 --annotations VOCdevkit/VOC2012 --train-split trainval --val-split test\n  \
-        detect train --annotations my_yolo/data.yaml --schedule 3x")]
+        detect train --annotations my_yolo/data.yaml --schedule 3x\n  \
+        detect train --annotations train.json --images imgs/ --weights torchvision:fasterrcnn_resnet50_fpn")]
     Train(Box<TrainArgs>),
     /// Evaluate detections (a results file) or a model on a dataset, with COCO box AP.
     #[command(after_help = "Examples:\n  \
@@ -36,7 +37,9 @@ pub enum Command {
     /// Detect objects in images.
     #[command(after_help = "Examples:\n  \
         detect predict photo.jpg --weights model_final.safetensors\n  \
-        detect predict a.jpg b.jpg --weights fasterrcnn.pth --backbone resnet50 --output out/ --json dets.json")]
+        detect predict a.jpg b.jpg --weights fasterrcnn.pth --backbone resnet50 --output out/ --json dets.json\n  \
+        detect predict photo.jpg --weights torchvision:fasterrcnn_resnet50_fpn\n  \
+        detect predict photo.jpg --weights finetuned.pth --backbone resnet50 --categories categories.json")]
     Predict(PredictArgs),
     /// Print a backbone's parameter count and multiply-add FLOPs.
     #[command(after_help = "Examples:\n  \
@@ -106,12 +109,20 @@ pub struct TrainArgs {
     /// Backbone architecture, e.g. `resnet50`, `resnext101_32x4d`, `resnext50_8x14d`.
     #[arg(long)]
     pub backbone: Option<String>,
-    /// ImageNet classification weights for the backbone (torchvision names; .pth or .safetensors).
-    #[arg(long, conflicts_with = "weights")]
-    pub backbone_weights: Option<PathBuf>,
-    /// A whole detector to start from (.pth or .safetensors).
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
+    /// ImageNet weights for the backbone: `imagenet` (the published ones, downloaded once;
+    /// default for --dataset coco and --annotations), `none` (random; default for shapes) or a
+    /// file (torchvision names; .pth or .safetensors).
+    #[arg(long, value_name = "imagenet|none|PATH", conflicts_with = "weights")]
+    pub backbone_weights: Option<String>,
+    /// A whole detector to start from: a file (.pth or .safetensors) or a registry name such as
+    /// `torchvision:fasterrcnn_resnet50_fpn`. A different class count replaces its box
+    /// predictor (cls_score, bbox_pred) with a fresh one.
+    #[arg(long, value_name = "PATH|NAME")]
+    pub weights: Option<String>,
+    /// Backbone stages that train, counted from the top (0-5, torchvision's
+    /// `trainable_backbone_layers`; default 3 from pretrained weights, 5 from random ones).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=5))]
+    pub trainable_backbone_layers: Option<u8>,
     /// Schedule preset: `1x` (90k iterations at 16 images) or `3x` (270k).
     #[arg(long, conflicts_with = "iters")]
     pub schedule: Option<String>,
@@ -168,12 +179,17 @@ pub struct EvalArgs {
     /// A COCO results file (`[{image_id, category_id, bbox, score}]`) to evaluate.
     #[arg(long, conflicts_with = "weights")]
     pub results: Option<PathBuf>,
-    /// A model to run over the dataset and evaluate.
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
-    /// Backbone architecture, when the weights do not carry it (with `--weights`).
+    /// A model to run over the dataset and evaluate: a file or a registry name
+    /// (`torchvision:fasterrcnn_resnet50_fpn`).
+    #[arg(long, value_name = "PATH|NAME")]
+    pub weights: Option<String>,
+    /// Backbone architecture, when the weights do not carry it.
     #[arg(long, conflicts_with = "results")]
     pub backbone: Option<String>,
+    /// The categories of torchvision-layout weights with other than 91 outputs (a COCO
+    /// `categories` JSON list, or the annotation file of the dataset they were trained on).
+    #[arg(long, value_name = "FILE", requires = "weights")]
+    pub categories: Option<PathBuf>,
     /// Write the metrics (AP, AP50, ..., per_category) to this JSON file.
     #[arg(long)]
     pub output_json: Option<PathBuf>,
@@ -187,12 +203,18 @@ pub struct PredictArgs {
     /// Images to run on.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
-    /// Model weights (.safetensors or .pth); default: the newest `runs/*/model_final.safetensors`.
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
+    /// Model weights (.safetensors, .pth or a registry name such as
+    /// `torchvision:fasterrcnn_resnet50_fpn`); default: the newest
+    /// `runs/*/model_final.safetensors`.
+    #[arg(long, value_name = "PATH|NAME")]
+    pub weights: Option<String>,
     /// Backbone architecture, when the weights do not carry it.
     #[arg(long)]
     pub backbone: Option<String>,
+    /// The categories of torchvision-layout weights with other than 91 outputs (a COCO
+    /// `categories` JSON list, or the annotation file of the dataset they were trained on).
+    #[arg(long, value_name = "FILE")]
+    pub categories: Option<PathBuf>,
     /// Only report detections scoring at least this.
     #[arg(long, default_value_t = 0.5)]
     pub score_threshold: f32,

@@ -19,6 +19,8 @@ use crate::cli::EvalArgs;
 use crate::commands::{dataset_spec, open_split, parse_device};
 use crate::model::evaluate::{evaluate, EvalPass};
 use crate::weights::load::load_detector;
+use crate::weights::registry::{WeightsKind, WeightsRef};
+use crate::weights::resolve::{resolve, ResolvedWeights};
 
 /// Images per forward pass during evaluation.
 const EVAL_BATCH: usize = 2;
@@ -26,7 +28,8 @@ const EVAL_BATCH: usize = 2;
 /// Runs `detect eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(weights) = &args.weights {
-        return run_model(&args, weights)
+        let resolved = resolve(&WeightsRef::parse(weights), WeightsKind::Detector)?;
+        return run_model(&args, &resolved)
             .map_err(|e| super::explain_out_of_memory(e, "evaluation", EVAL_BATCH, (None, None)));
     }
     let Some(results) = &args.results else {
@@ -79,13 +82,19 @@ fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
 }
 
 /// `detect eval --weights MODEL`: the model over the validation split, then COCO AP.
-fn run_model(args: &EvalArgs, weights: &Path) -> anyhow::Result<()> {
+fn run_model(args: &EvalArgs, resolved: &ResolvedWeights) -> anyhow::Result<()> {
+    let weights = resolved.path.as_path();
     let spec = dataset_spec(&args.data)?.context(
         "`detect eval --weights` needs a dataset: --dataset NAME, --annotations FILE.json \
          --images DIR, --annotations VOC_ROOT or --annotations data.yaml",
     )?;
     let device = parse_device(&args.device)?;
-    let loaded = load_detector(weights, args.backbone.as_deref(), &device)?;
+    let loaded = load_detector(
+        resolved,
+        args.backbone.as_deref(),
+        args.categories.as_deref(),
+        &device,
+    )?;
     let dataset = open_split(&spec, Split::Val)?;
     let dataset_categories = dataset.coco.category_map();
     let labels = &loaded.labels;
@@ -129,7 +138,15 @@ fn run_model(args: &EvalArgs, weights: &Path) -> anyhow::Result<()> {
     // Beside the metrics file when one is asked for, else beside the weights.
     let results_path = match &args.output_json {
         Some(p) => p.with_extension("results.json"),
-        None => weights.with_file_name(format!("{}-results.json", spec.name())),
+        // Never into the weights cache: a registry model's results go to the working folder.
+        None => match &resolved.registry {
+            Some((name, _)) => std::path::PathBuf::from(format!(
+                "{}-{}-results.json",
+                name.replace(':', "_"),
+                spec.name()
+            )),
+            None => weights.with_file_name(format!("{}-results.json", spec.name())),
+        },
     };
     let text = serde_json::to_string(&output.detections)? + "\n";
     write_atomically(&results_path, |tmp| {

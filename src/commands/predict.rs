@@ -28,11 +28,16 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     );
     let device = parse_device(&args.device)?;
     let weights = resolve_weights(args.weights.as_deref())?;
-    let loaded = load_detector(&weights, args.backbone.as_deref(), &device)?;
+    let loaded = load_detector(
+        &weights,
+        args.backbone.as_deref(),
+        args.categories.as_deref(),
+        &device,
+    )?;
     let config = loaded.model.config();
     eprintln!(
         "loaded `{}`: {} Faster R-CNN, {} classes",
-        weights.display(),
+        weights.path.display(),
         config.backbone_name,
         config.num_classes
     );

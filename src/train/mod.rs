@@ -1,4 +1,5 @@
-//! `detect train` below the command: [`options`] (validated arguments) → [`trainer`] (the loop:
+//! `detect train` below the command: [`options`] (validated arguments) → [`start`] (the
+//! config and weights a run starts from: random, ImageNet, or a detector) → [`trainer`] (the loop:
 //! resume or start, log, checkpoint, evaluate, write the final model) → [`step`] (one batch:
 //! losses → backward → SGD from [`solver`]). Around it: [`checkpoint`] (checkpoints and the
 //! final model file), [`metrics`] (`metrics.jsonl`), [`plot`] (`loss.png`) and [`progress`]
@@ -10,5 +11,6 @@ pub mod options;
 pub mod plot;
 pub mod progress;
 pub mod solver;
+pub mod start;
 pub mod step;
 pub mod trainer;

@@ -11,16 +11,21 @@ use crate::cli::TrainArgs;
 use crate::commands::{dataset_spec, parse_device};
 use crate::model::config::SHAPES_BACKBONE;
 use crate::train::solver::{Schedule, SolverConfig};
+use crate::weights::registry::{Registry, WeightsRef};
 
 /// How the weights start.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Init {
-    /// torchvision's initialisation, seeded.
+    /// torchvision's initialisation, seeded (`--backbone-weights none`).
     Random,
-    /// ImageNet classification weights for the backbone body (torchvision names).
-    BackboneWeights(PathBuf),
-    /// A whole detector.
-    Detector(PathBuf),
+    /// The backbone's published ImageNet weights from the registry (`--backbone-weights
+    /// imagenet`, the default for COCO and annotation files).
+    ImageNet,
+    /// ImageNet classification weights for the backbone body (torchvision names), a file or a
+    /// registry name.
+    BackboneWeights(WeightsRef),
+    /// A whole detector, a file or a registry name.
+    Detector(WeightsRef),
 }
 
 /// Everything `detect train` needs, validated.
@@ -29,7 +34,11 @@ pub struct TrainOptions {
     pub dataset: DatasetSpec,
     /// Backbone name (`resnext101_32x4d`, or the small shapes model).
     pub backbone: String,
+    /// Whether `--backbone` was given (else the weights' architecture may decide).
+    pub backbone_given: bool,
     pub init: Init,
+    /// `--trainable-backbone-layers` (None: 3 from pretrained weights, 5 from random ones).
+    pub trainable_backbone_layers: Option<usize>,
     pub solver: SolverConfig,
     pub batch_size: usize,
     pub seed: u64,
@@ -102,11 +111,27 @@ impl TrainOptions {
         solver.warmup_iters = solver.warmup_iters.min(solver.max_iter);
         solver.clip_grad_norm = args.clip_grad_norm;
         solver.validate()?;
-        let init = match (&args.backbone_weights, &args.weights) {
-            (Some(p), _) => Init::BackboneWeights(p.clone()),
-            (None, Some(p)) => Init::Detector(p.clone()),
-            (None, None) => Init::Random,
+        let init = match (args.backbone_weights.as_deref(), &args.weights) {
+            (Some("none"), _) => Init::Random,
+            (Some("imagenet"), _) => Init::ImageNet,
+            (Some(value), _) => Init::BackboneWeights(WeightsRef::parse(value)),
+            (None, Some(value)) => Init::Detector(WeightsRef::parse(value)),
+            // torchvision's references and detectron2 start real datasets from ImageNet.
+            (None, None) if shapes => Init::Random,
+            (None, None) => Init::ImageNet,
         };
+        if init == Init::ImageNet {
+            // Fail now, before any data is read, when the backbone has no published weights.
+            Registry::load()?
+                .imagenet_name(&backbone)
+                .with_context(|| {
+                    if args.backbone_weights.is_none() {
+                        "--backbone-weights imagenet is the default for this dataset"
+                    } else {
+                        "--backbone-weights imagenet"
+                    }
+                })?;
+        }
         let output = args.output.clone().unwrap_or_else(|| {
             let secs = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -126,7 +151,9 @@ impl TrainOptions {
         Ok(Self {
             dataset,
             backbone,
+            backbone_given: args.backbone.is_some(),
             init,
+            trainable_backbone_layers: args.trainable_backbone_layers.map(usize::from),
             solver,
             batch_size,
             seed: args.seed,

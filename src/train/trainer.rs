@@ -1,7 +1,7 @@
 //! The training loop of `detect train`: resume or start, then per iteration
 //! batch → losses → backward → SGD, with logging, periodic checkpoints and evaluation, Ctrl-C
 //! handling, and the final model.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,10 +22,10 @@ use crate::model::faster_rcnn::FasterRcnn;
 use crate::train::checkpoint::{save_model, Checkpoint, Checkpointer, ModelMeta, MODEL_FINAL};
 use crate::train::log_line::LogLine;
 use crate::train::metrics::{read_records, EvalRecord, MetricsLog, Record, TrainRecord};
-use crate::train::options::{Init, TrainOptions};
+use crate::train::options::TrainOptions;
 use crate::train::progress::{Interrupt, TrainProgress};
 use crate::train::solver::Sgd;
-use crate::train::step::{build_model, detector_config, step};
+use crate::train::step::{build_model, step};
 
 /// Checkpoints kept in the output folder.
 const KEEP_CHECKPOINTS: usize = 3;
@@ -44,27 +44,6 @@ fn resolved_config(
         "batch_size": options.batch_size,
         "seed": options.seed,
     })
-}
-
-/// Weights to start from (checkpoint, detector, ImageNet backbone, or none).
-fn initial_weights(
-    options: &TrainOptions,
-    resume: Option<&Checkpoint>,
-) -> anyhow::Result<HashMap<String, Tensor>> {
-    if let Some(c) = resume {
-        return Ok(c.model.clone().into_iter().collect());
-    }
-    let path = match &options.init {
-        Init::Random => return Ok(HashMap::new()),
-        Init::BackboneWeights(p) | Init::Detector(p) => p,
-    };
-    // The checked .pth reader (crate::weights::pth), not candle's.
-    let map = crate::weights::load::read_weight_map(path, &options.device)?;
-    let mut tensors = map.tensors().clone();
-    if let Init::BackboneWeights(_) = options.init {
-        tensors.retain(|k, _| k.starts_with("backbone.body."));
-    }
-    Ok(tensors)
 }
 
 /// Iteration `iteration`'s place in the data: (epoch, batch index within it).
@@ -98,7 +77,8 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
 
     let train_set = open_split(&options.dataset, Split::Train)?;
     let map = train_set.coco.category_map();
-    let detector = detector_config(options, &map)?;
+    let start = crate::train::start::plan(options, &map)?;
+    let detector = start.detector.clone();
     let config = resolved_config(options, &detector, &map);
     if let Some(c) = &resume {
         check_same_run(&c.config, &config)?;
@@ -109,15 +89,13 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
     )
     .with_context(|| format!("writing {}", out.join("config.json").display()))?;
 
-    let loaded = initial_weights(options, resume.as_ref())?;
+    let loaded = match &resume {
+        Some(c) => c.model.clone().into_iter().collect(),
+        None => start.weights(&options.device)?,
+    };
     let (model, params) = build_model(&detector, loaded, options.seed, &options.device)?;
-    let unused = params.unused_keys();
-    if !unused.is_empty() && resume.is_none() {
-        eprintln!(
-            "note: {} weights in the file were not used: {}",
-            unused.len(),
-            unused.join(", ")
-        );
+    if resume.is_none() {
+        start.check_start(&params)?;
     }
     let mut sgd = Sgd::new(
         params.trainable(),

@@ -5,6 +5,9 @@ use std::time::SystemTime;
 
 use anyhow::bail;
 
+use crate::weights::registry::{WeightsKind, WeightsRef};
+use crate::weights::resolve::{resolve, ResolvedWeights};
+
 /// The folder `detect train` writes its runs into, relative to the working directory.
 pub const RUNS_DIR: &str = "runs";
 /// The file a finished training run leaves in its run folder.
@@ -37,11 +40,14 @@ pub fn find_latest_model(dir: &Path) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// `weights` when given, else [`find_latest_model`] in the current directory.
-pub fn resolve_weights(weights: Option<&Path>) -> anyhow::Result<PathBuf> {
+/// `weights` (a path or a registry name, fetched) when given, else [`find_latest_model`] in the
+/// current directory.
+pub fn resolve_weights(weights: Option<&str>) -> anyhow::Result<ResolvedWeights> {
     match weights {
-        Some(path) => Ok(path.to_path_buf()),
-        None => find_latest_model(&std::env::current_dir()?),
+        Some(value) => resolve(&WeightsRef::parse(value), WeightsKind::Detector),
+        None => Ok(ResolvedWeights::file(find_latest_model(
+            &std::env::current_dir()?,
+        )?)),
     }
 }
 

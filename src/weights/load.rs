@@ -10,7 +10,10 @@
 //!   NAME`; the number of classes is read from `roi_heads.box_predictor.cls_score.weight`
 //!   (`[num_classes, representation]`). With 91 outputs the weights are taken as torchvision's
 //!   COCO detectors: labels are COCO category ids (with COCO names) and FrozenBatchNorm uses
-//!   eps 0.0, as torchvision's `fasterrcnn_*_fpn(weights=...)` sets with `overwrite_eps`.
+//!   eps 0.0, as torchvision's `fasterrcnn_*_fpn(weights=...)` sets with `overwrite_eps`. Any
+//!   other class count needs `--categories FILE` ([`crate::weights::categories`]);
+//! - a registry name (`torchvision:fasterrcnn_resnet50_fpn`): torchvision layout, with the
+//!   architecture, eps and classes the registry gives.
 //!
 //! Either way every tensor goes through [`CheckedWeights`]: a missing key or a wrong shape is an
 //! error naming the key and both shapes, and keys the model never asked for are an error that
@@ -24,7 +27,10 @@ use candle_core::{DType, Device};
 use crate::model::config::DetectorConfig;
 use crate::model::faster_rcnn::FasterRcnn;
 use crate::train::checkpoint::read_model_meta;
-use datasets::coco::{CategoryMap, COCO_TORCHVISION_NUM_CLASSES};
+use crate::weights::categories::{labels_for, read_categories};
+use crate::weights::registry::RegistryEntry;
+use crate::weights::resolve::ResolvedWeights;
+use datasets::coco::{Category, CategoryMap, COCO_TORCHVISION_NUM_CLASSES};
 
 /// The predictor weight whose first dimension is the number of classes (background included).
 pub const CLS_SCORE_WEIGHT: &str = "roi_heads.box_predictor.cls_score.weight";
@@ -51,47 +57,124 @@ pub enum WeightsSource {
 }
 
 /// Loads `weights` (see the module docs). `backbone` is required for torchvision-layout
-/// weights and, for a `detect train` model, must agree with the name it was trained with.
+/// weights given as a file and, for a `detect train` model or a registry name, must agree with
+/// the architecture they carry. `categories` (`--categories FILE`) says what the labels of
+/// torchvision-layout weights mean; it is required unless the weights have 91 outputs (COCO)
+/// or come from the registry.
 pub fn load_detector(
-    weights: &Path,
+    weights: &ResolvedWeights,
     backbone: Option<&str>,
+    categories: Option<&Path>,
     device: &Device,
 ) -> anyhow::Result<LoadedDetector> {
-    if let Some(meta) = trained_model_meta(weights)? {
-        return load_trained_model(weights, &meta.config, &meta.class_names, backbone, device);
+    let given = categories.map(read_categories).transpose()?;
+    let path = weights.path.as_path();
+    if let Some((name, entry)) = &weights.registry {
+        if let Some(b) = backbone.filter(|b| *b != entry.architecture) {
+            bail!(
+                "--backbone {b} disagrees with `{name}`, a {} detector
+hint: leave --backbone                  out; the registry knows the architecture",
+                entry.architecture
+            );
+        }
+        let origin = Origin {
+            bn_eps: Some(entry.frozen_bn_eps),
+            categories: given,
+            known: entry.categories.clone(),
+        };
+        return load_torchvision_weights_from(path, device, |n| entry_config(entry, n), origin);
+    }
+    if let Some(meta) = trained_model_meta(path)? {
+        if categories.is_some() {
+            bail!(
+                "`{}` was written by `detect train` and carries its categories
+hint: leave                  --categories out",
+                path.display()
+            );
+        }
+        return load_trained_model(path, &meta.config, &meta.class_names, backbone, device);
     }
     let Some(name) = backbone else {
         bail!(
             "`{}` holds torchvision-layout weights without an architecture; pass --backbone NAME\n\
              hint: e.g. --backbone resnet50 for torchvision's fasterrcnn_resnet50_fpn, \
              --backbone resnext101_32x4d",
-            weights.display()
+            path.display()
         );
     };
-    load_torchvision_weights(weights, device, |num_classes| {
-        DetectorConfig::from_backbone_name(name, num_classes)
-    })
+    let origin = Origin {
+        bn_eps: None,
+        categories: given,
+        known: None,
+    };
+    load_torchvision_weights_from(
+        path,
+        device,
+        |num_classes| DetectorConfig::from_backbone_name(name, num_classes),
+        origin,
+    )
+}
+
+/// The detector config of a registry entry with `num_classes` outputs.
+pub fn entry_config(entry: &RegistryEntry, num_classes: usize) -> anyhow::Result<DetectorConfig> {
+    let mut config = match &entry.detector {
+        Some(c) => c.clone(),
+        None => DetectorConfig::from_backbone_name(&entry.architecture, num_classes)?,
+    };
+    config.num_classes = num_classes;
+    config.backbone.body.bn_eps = entry.frozen_bn_eps;
+    Ok(config)
+}
+
+/// What is known about torchvision-layout weights besides their tensors.
+#[derive(Debug, Default)]
+pub struct Origin {
+    /// FrozenBatchNorm's eps when known (registry); else 0.0 for 91 outputs (torchvision's
+    /// COCO files), the config's otherwise.
+    pub bn_eps: Option<f64>,
+    /// `--categories FILE`.
+    pub categories: Option<Vec<Category>>,
+    /// The registry's label map.
+    pub known: Option<CategoryMap>,
 }
 
 /// torchvision-layout weights with the config `base_config(num_classes)` (`num_classes` read
 /// from the predictor); with 91 outputs FrozenBatchNorm's eps becomes 0.0 and labels are COCO
-/// category ids.
+/// category ids; any other class count needs its categories (an error otherwise).
 pub fn load_torchvision_weights(
     weights: &Path,
     device: &Device,
     base_config: impl FnOnce(usize) -> anyhow::Result<DetectorConfig>,
 ) -> anyhow::Result<LoadedDetector> {
+    load_torchvision_weights_from(weights, device, base_config, Origin::default())
+}
+
+/// [`load_torchvision_weights`] with what else is known about the file.
+pub fn load_torchvision_weights_from(
+    weights: &Path,
+    device: &Device,
+    base_config: impl FnOnce(usize) -> anyhow::Result<DetectorConfig>,
+    origin: Origin,
+) -> anyhow::Result<LoadedDetector> {
     let map = read_weight_map(weights, device)?;
     let num_classes = num_classes_of(&map, weights)?;
+    let labels = labels_for(
+        num_classes,
+        origin.categories.as_deref(),
+        origin.known.as_ref(),
+        weights,
+    )?;
     let mut config = base_config(num_classes)?;
     config.num_classes = num_classes;
-    if num_classes == COCO_TORCHVISION_NUM_CLASSES {
-        config.backbone.body.bn_eps = 0.0;
+    match origin.bn_eps {
+        Some(eps) => config.backbone.body.bn_eps = eps,
+        None if num_classes == COCO_TORCHVISION_NUM_CLASSES => config.backbone.body.bn_eps = 0.0,
+        None => {}
     }
     let hint = "check that --backbone names the architecture these weights were trained with";
     Ok(LoadedDetector {
         model: build_checked(&config, map, weights, device, hint)?,
-        labels: CategoryMap::for_num_classes(num_classes),
+        labels,
         source: WeightsSource::Torchvision,
     })
 }
@@ -142,7 +225,7 @@ fn load_trained_model(
 }
 
 /// The metadata of a `detect train` model file, `None` for any other file.
-fn trained_model_meta(
+pub fn trained_model_meta(
     weights: &Path,
 ) -> anyhow::Result<Option<crate::train::checkpoint::ModelMeta>> {
     if !is_safetensors(weights) {

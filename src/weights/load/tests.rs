@@ -33,7 +33,7 @@ fn torchvision_weights_without_backbone_ask_for_one() {
     let path = dir.path().join("w.safetensors");
     let t = Tensor::zeros((2, 4), DType::F32, &Device::Cpu).unwrap();
     candle_core::safetensors::save(&HashMap::from([(CLS_SCORE_WEIGHT, t)]), &path).unwrap();
-    let message = load_detector(&path, None, &Device::Cpu)
+    let message = load_detector(&ResolvedWeights::file(path), None, None, &Device::Cpu)
         .err()
         .unwrap()
         .to_string();
