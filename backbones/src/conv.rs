@@ -16,7 +16,6 @@
 //! Known candle 0.11 backward gap (CANDLE_NOTES): a stride-2 conv backward fails with a shape
 //! error when `(H + 2p - k) mod s != (W + 2p - k) mod s` (e.g. the 7x7/s2 stem on 8x9 inputs).
 //! Our CPU and cuDNN ops have their own backward without that bug.
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{DType, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
@@ -47,20 +46,7 @@ pub struct Conv2d {
     config: ConvConfig,
 }
 
-static ALLOW_TF32: AtomicBool = AtomicBool::new(true);
-
-/// Whether CUDA convolutions may use TF32 tensor-core math (10-bit mantissa products, f32
-/// sums): on by default, as PyTorch's `torch.backends.cudnn.allow_tf32`. Off gives full f32
-/// (`--precision fp32`; the CUDA-vs-CPU parity checks use it). Process-wide; read at each
-/// convolution call. No effect on CPU.
-pub fn set_allow_tf32(allow: bool) {
-    ALLOW_TF32.store(allow, Ordering::Relaxed);
-}
-
-/// See [`set_allow_tf32`].
-pub fn allow_tf32() -> bool {
-    ALLOW_TF32.load(Ordering::Relaxed)
-}
+pub use crate::precision::{allow_tf32, set_allow_tf32};
 
 /// How a conv's weights are initialised when the VarBuilder has none (torchvision's schemes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,6 +30,7 @@ pub mod flops;
 pub mod fpn;
 pub mod frozen_batch_norm;
 pub mod oom;
+pub mod precision;
 pub mod resnext;
 pub mod trainable;
 pub mod weights;

@@ -19,7 +19,8 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     let (config, labels, weights, source) = match (&args.weights, args.random_init) {
         (Some(path), false) => {
             // Loading first checks every key and shape, as `detect predict` does.
-            let loaded = load_detector(path, args.backbone.as_deref(), &device)?;
+            let resolved = crate::weights::resolve::ResolvedWeights::file(path.clone());
+            let loaded = load_detector(&resolved, args.backbone.as_deref(), None, &device)?;
             let config = loaded.model.config().clone();
             let map = read_weight_map(path, &device)?;
             (config, loaded.labels, map, format!("`{}`", path.display()))

@@ -6,7 +6,8 @@ use crate::train::options::TrainOptions;
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let options = TrainOptions::from_args(&args)?;
     crate::train::trainer::train(&options).map_err(|e| {
-        let sizes = (options.min_size, options.max_size);
+        let largest_min = options.min_size.iter().flatten().copied().max();
+        let sizes = (largest_min, options.max_size);
         super::explain_out_of_memory(e, "training", options.batch_size, sizes)
     })
 }

@@ -79,8 +79,8 @@ pub fn plan(options: &TrainOptions, map: &CategoryMap) -> anyhow::Result<StartPl
     };
     detector.num_classes = num_classes;
     detector.backbone.trainable_layers = options.trainable_backbone_layers.unwrap_or(trainable);
-    if let Some(m) = options.min_size {
-        detector.transform.min_size = vec![m];
+    if let Some(m) = &options.min_size {
+        detector.transform.min_size = m.clone();
     }
     if let Some(m) = options.max_size {
         detector.transform.max_size = m;

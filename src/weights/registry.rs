@@ -3,7 +3,7 @@
 //! `torchvision:fasterrcnn_resnet50_fpn` to its canonical URL, its hash, and what the file holds
 //! (a whole detector or an ImageNet backbone, the architecture, FrozenBatchNorm's eps, and a
 //! detector's classes). [`WeightsRef::parse`] decides whether a `--weights` value is a name or a
-//! path; [`crate::weights::download`] fetches and verifies the file.
+//! path; the download module (`weights/download.rs`) fetches and verifies the file.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -8,7 +8,7 @@
 //! from cuDNN, dX is skipped for inputs that need none (frozen layers, the image), and the
 //! algorithm of each direction is picked once per shape and cached with its descriptors
 //! ([`plan`]); one workspace per device is reused. TF32 follows
-//! [`crate::conv::allow_tf32`] at the call (on by default, as PyTorch's
+//! [`crate::precision::allow_tf32`] at the call (on by default, as PyTorch's
 //! `torch.backends.cudnn.allow_tf32`). Layout: NCHW in and out. f32 only.
 mod plan;
 
@@ -97,7 +97,7 @@ pub fn conv2d(
         stride,
         pad: padding,
         groups,
-        tf32: crate::conv::allow_tf32(),
+        tf32: crate::precision::allow_tf32(),
     };
     x.contiguous()?
         .apply_op2(&weight.contiguous()?, Forward { shape })

@@ -51,7 +51,8 @@ pub fn image_size(path: &Path) -> Result<(u32, u32), FormatError> {
         message,
     };
     let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;
-    let (width, height) = crate::image::image_size(&bytes, path).map_err(|e| error(e.to_string()))?;
+    let (width, height) =
+        crate::image::image_size(&bytes, path).map_err(|e| error(e.to_string()))?;
     let narrow = |v: usize| u32::try_from(v).map_err(|_| error(format!("{v} pixels is too large")));
     Ok((narrow(width)?, narrow(height)?))
 }

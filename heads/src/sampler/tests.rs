@@ -1,0 +1,45 @@
+use super::*;
+
+#[test]
+fn caps_positives_and_fills_with_negatives() {
+    let mut labels = vec![0i64; 100];
+    labels[..40].fill(1);
+    labels[90..].fill(-1);
+    let mut s = BalancedPositiveNegativeSampler::new(32, 0.25, 7);
+    let got = s.sample(&labels);
+    assert_eq!(got.positive.len(), 8);
+    assert_eq!(got.negative.len(), 24);
+    assert!(got.positive.iter().all(|&i| labels[i as usize] == 1));
+    assert!(got.negative.iter().all(|&i| labels[i as usize] == 0));
+    let mut all = got.all();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 32, "indices are drawn without replacement");
+}
+
+#[test]
+fn few_positives_leave_room_for_more_negatives() {
+    let mut labels = vec![0i64; 50];
+    labels[3] = 2;
+    let got = BalancedPositiveNegativeSampler::new(16, 0.5, 1).sample(&labels);
+    assert_eq!(got.positive, vec![3]);
+    assert_eq!(got.negative.len(), 15);
+}
+
+#[test]
+fn image_without_ground_truth_samples_only_negatives() {
+    let labels = vec![0i64; 10];
+    let got = BalancedPositiveNegativeSampler::new(256, 0.5, 1).sample(&labels);
+    assert!(got.positive.is_empty());
+    assert_eq!(got.negative.len(), 10);
+}
+
+#[test]
+fn same_seed_same_draw_other_seed_other_draw() {
+    let labels: Vec<i64> = (0..1000).map(|i| i64::from(i % 3 == 0)).collect();
+    let a = BalancedPositiveNegativeSampler::new(64, 0.25, 11).sample(&labels);
+    let b = BalancedPositiveNegativeSampler::new(64, 0.25, 11).sample(&labels);
+    let c = BalancedPositiveNegativeSampler::new(64, 0.25, 12).sample(&labels);
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
