@@ -69,6 +69,8 @@ fn tiny_train(annotations: &Path, out: &Path) -> serde_json::Value {
         annotations.to_str().unwrap(),
         "--backbone",
         "resnext_tiny_8x4d",
+        "--backbone-weights",
+        "none",
         "--iters",
         "3",
         "--batch-size",

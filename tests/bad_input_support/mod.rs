@@ -115,6 +115,10 @@ pub fn tiny_coco_train_args<'a>(
         images,
         "--backbone",
         detect::model::config::SHAPES_BACKBONE,
+        // The tiny test backbone has no published ImageNet weights (the default for
+        // --annotations): start from random ones.
+        "--backbone-weights",
+        "none",
         "--min-size",
         "64",
         "--max-size",
