@@ -1,7 +1,12 @@
 """Fixture for tests/onnx_export.rs: ONNX Runtime's outputs on the exported detectors.
 
-    python3 -m venv /work/venv-onnx && /work/venv-onnx/bin/pip install onnx onnxruntime numpy pillow
-    /work/venv-onnx/bin/python scripts/gen_onnx_fixture.py
+    python3 -m venv ../venv-onnx && ../venv-onnx/bin/pip install onnx onnxruntime numpy pillow
+    ../venv-onnx/bin/python scripts/gen_onnx_fixture.py
+
+The shapes model is trained once (seed 0) and committed:
+
+    cargo run --release -- train --dataset shapes --iters 400 --output /tmp/shapes400
+    cp /tmp/shapes400/model_final.safetensors tests/fixtures/onnx/shapes_trained.safetensors
 
 Exports each fixture model through the Rust exporter (`cargo test --test onnx_export
 write_onnx_exports -- --ignored`), runs `onnx.checker` (full check, with shape inference),
@@ -35,6 +40,17 @@ MODELS = {
         ("tests/fixtures/model/image0.png", True),
         ("tests/fixtures/onnx/noise.png", True),
     ],
+    # The same network at the lowest opset the exporter writes.
+    "tiny_random_opset16": [
+        ("tests/fixtures/model/image0.png", False),
+        ("tests/fixtures/model/image1.png", False),
+    ],
+    # `detect train --dataset shapes --iters 400`; its images are rendered by write_onnx_exports.
+    "shapes_trained": [
+        ("tests/fixtures/onnx/shapes_val0.png", False),  # 160x160
+        ("tests/fixtures/onnx/shapes_val1.png", False),
+        ("tests/fixtures/model/image0.png", None),  # 240x320, not a shapes image
+    ],
 }
 
 
@@ -61,8 +77,7 @@ def main():
         subprocess.run(
             ["cargo", "test", "--workspace", "--test", "onnx_export", "write_onnx_exports", "--", "--ignored"],
             cwd=ROOT, env=env, check=True)
-        fixture = {"opset": 17, "onnxruntime": ort.__version__, "onnx": onnx.__version__,
-                   "models": {}}
+        fixture = {"onnxruntime": ort.__version__, "onnx": onnx.__version__, "models": {}}
         for name, images in MODELS.items():
             path = os.path.join(tmp, name + ".onnx")
             data = open(path, "rb").read()
@@ -85,6 +100,7 @@ def main():
                     "labels": labels.astype(int).tolist(),
                 })
             fixture["models"][name] = {
+                "opset": [op.version for op in model.opset_import if op.domain in ("", "ai.onnx")][0],
                 "sha256": hashlib.sha256(data).hexdigest(),
                 "bytes": len(data),
                 "metadata_props": meta,

@@ -17,25 +17,44 @@ use datasets::transforms::TransformConfig;
 use detect::commands::predict::detect_image;
 use detect::export::export_detector;
 use detect::model::config::DetectorConfig;
-use detect::weights::load::{load_torchvision_weights, read_weight_map, LoadedDetector};
+use datasets::shapes::{render, ShapesConfig, Split};
+use detect::weights::load::{
+    load_detector, load_torchvision_weights, read_weight_map, LoadedDetector,
+};
+use detect::weights::resolve::ResolvedWeights;
 use heads::roi_heads::RoiHeadsConfig;
 use heads::rpn::RpnConfig;
 use sha2::{Digest, Sha256};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const OPSET: i64 = 17;
 
-/// A detector built from one of the model files below with one of these configs.
-type ConfigFn = fn(usize) -> DetectorConfig;
+/// Where a fixture model's architecture comes from.
+#[derive(Clone, Copy)]
+enum Arch {
+    /// torchvision-layout weights with this architecture.
+    Torchvision(fn(usize) -> DetectorConfig),
+    /// A `detect train` model file, which carries its own architecture and class names.
+    Trained,
+}
 
-/// The models the fixture covers: name, weights file (repository-relative), architecture.
-/// `tiny_no_detections` is the same network with a class-score threshold no box reaches: the
-/// graph's zero-detection path (empty NMS, gathers and outputs).
-const MODELS: [(&str, &str, ConfigFn); 2] = [
-    ("tiny_random", TINY_WEIGHTS, tiny_config),
-    ("tiny_no_detections", TINY_WEIGHTS, no_detections_config),
+/// The models the fixture covers: name, weights file (repository-relative), architecture,
+/// opset. `tiny_no_detections` is the same network with a class-score threshold no box
+/// reaches: the graph's zero-detection path (empty NMS, gathers and outputs).
+/// `shapes_trained` is `detect train --dataset shapes --iters 400` (seed 0), trained so that
+/// its detections are real ones, not a random network's.
+const MODELS: [(&str, &str, Arch, i64); 4] = [
+    ("tiny_random", TINY_WEIGHTS, Arch::Torchvision(tiny_config), 17),
+    (
+        "tiny_no_detections",
+        TINY_WEIGHTS,
+        Arch::Torchvision(no_detections_config),
+        17,
+    ),
+    ("tiny_random_opset16", TINY_WEIGHTS, Arch::Torchvision(tiny_config), 16),
+    ("shapes_trained", SHAPES_WEIGHTS, Arch::Trained, 17),
 ];
 const TINY_WEIGHTS: &str = "tests/fixtures/model/weights.safetensors";
+const SHAPES_WEIGHTS: &str = "tests/fixtures/onnx/shapes_trained.safetensors";
 
 fn no_detections_config(num_classes: usize) -> DetectorConfig {
     let mut config = tiny_config(num_classes);
@@ -75,16 +94,23 @@ fn tiny_config(num_classes: usize) -> DetectorConfig {
     }
 }
 
-fn load(weights: &str, config: ConfigFn) -> LoadedDetector {
+fn load(weights: &str, arch: Arch) -> LoadedDetector {
     let path = Path::new(ROOT).join(weights);
-    load_torchvision_weights(&path, &Device::Cpu, |n| Ok(config(n))).unwrap()
+    match arch {
+        Arch::Torchvision(config) => {
+            load_torchvision_weights(&path, &Device::Cpu, |n| Ok(config(n))).unwrap()
+        }
+        Arch::Trained => {
+            load_detector(&ResolvedWeights::file(path), None, None, &Device::Cpu).unwrap()
+        }
+    }
 }
 
-fn export(weights: &str, config: ConfigFn) -> Vec<u8> {
-    let loaded = load(weights, config);
+fn export(weights: &str, arch: Arch, opset: i64) -> Vec<u8> {
+    let loaded = load(weights, arch);
     let path = Path::new(ROOT).join(weights);
     let map = read_weight_map(&path, &Device::Cpu).unwrap();
-    export_detector(loaded.model.config(), &loaded.labels, map, OPSET).unwrap()
+    export_detector(loaded.model.config(), &loaded.labels, map, opset).unwrap()
 }
 
 fn sha256(bytes: &[u8]) -> String {
@@ -107,17 +133,28 @@ fn fixture() -> serde_json::Value {
 #[ignore = "run by scripts/gen_onnx_fixture.py"]
 fn write_onnx_exports() {
     let out = PathBuf::from(std::env::var("DETECT_ONNX_OUT").expect("DETECT_ONNX_OUT"));
-    for (name, weights, config) in MODELS {
-        std::fs::write(out.join(format!("{name}.onnx")), export(weights, config)).unwrap();
+    for (name, weights, arch, opset) in MODELS {
+        std::fs::write(out.join(format!("{name}.onnx")), export(weights, arch, opset)).unwrap();
+    }
+    // Two `shapes` validation images for the trained model (rendered, so they are committed
+    // as the pixels both sides read).
+    let config = ShapesConfig::default();
+    for index in [0, 1] {
+        let (image, _) = render(&config, Split::Val, index);
+        let path = Path::new(ROOT).join(format!("tests/fixtures/onnx/shapes_val{index}.png"));
+        image::RgbImage::from_raw(image.width as u32, image.height as u32, image.pixels)
+            .unwrap()
+            .save(path)
+            .unwrap();
     }
 }
 
 #[test]
 fn export_is_deterministic_and_matches_the_recorded_sha256() {
     let fx = fixture();
-    for (name, weights, config) in MODELS {
-        let first = export(weights, config);
-        let second = export(weights, config);
+    for (name, weights, arch, opset) in MODELS {
+        let first = export(weights, arch, opset);
+        let second = export(weights, arch, opset);
         assert!(first == second, "{name}: two exports differ");
         let recorded = fx["models"][name]["sha256"].as_str().unwrap();
         assert_eq!(
@@ -131,8 +168,8 @@ fn export_is_deterministic_and_matches_the_recorded_sha256() {
 #[test]
 fn onnx_runtime_outputs_match_detect_predict() {
     let fx = fixture();
-    for (name, weights, config) in MODELS {
-        let loaded = load(weights, config);
+    for (name, weights, arch, _) in MODELS {
+        let loaded = load(weights, arch);
         let runs = fx["models"][name]["images"].as_array().unwrap();
         assert!(!runs.is_empty());
         for run in runs {
