@@ -1,29 +1,30 @@
-//! resnext101_32x4d backbone + FPN forward at 800x1216 (batch 1, f32, CPU, random weights):
-//! ours vs torchvision, measured in the same run.
+//! Backbone + FPN forward (default resnext101_32x4d at 800x1216, batch 1, f32, CPU, random
+//! weights): ours vs torchvision, timed in the same run, interleaved.
 //!
-//!     cargo run --release --example bench_backbone -- [BACKBONE] [HEIGHT] [WIDTH] [ITERS]
+//!     DETECT_PYTHON=/path/to/venv/bin/python \
+//!         cargo run --release --example bench_backbone -- [BACKBONE] [HEIGHT] [WIDTH] [PAIRS]
 //!
-//! torchvision runs `scripts/bench_backbone_torch.py` with `$DETECT_PYTHON`, else
-//! `/work/venv/bin/python`; both sides use as many threads as
-//! candle does (rayon's pool). Times are medians of ITERS runs after one warm-up; ours is
-//! timed before and after torch (sandwich) so that a change in machine load during the run
-//! biases neither side. On a shared machine the ratio is still noisy: run it on a quiet one.
+//! torchvision runs `scripts/bench_backbone_torch.py --serve` with `$DETECT_PYTHON`, else
+//! `python3`, with our thread count; ours runs in the environment the `detect` binary sets for
+//! itself. Prints each side's median of PAIRS (default 5) repetitions after one warm-up, the
+//! median per-pair ratio ours/torchvision and its min-max, and each side's peak RSS as a fresh
+//! child process.
 #[path = "common/reference.rs"]
 mod reference;
 
-use reference::median;
 use std::time::Instant;
 
 use backbones::{BackboneConfig, BackboneWithFpn, CheckedWeights, WeightMap};
 use candle_core::{DType, Device, Tensor};
 
 fn main() -> anyhow::Result<()> {
+    reference::detect_env();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let name = args.first().map_or("resnext101_32x4d", |s| s.as_str());
     let h: usize = args.get(1).map_or(Ok(800), |s| s.parse())?;
     let w: usize = args.get(2).map_or(Ok(1216), |s| s.parse())?;
-    let iters: usize = args.get(3).map_or(Ok(2), |s| s.parse())?;
-    let threads = candle_core::utils::get_num_threads();
+    let pairs: usize = args.get(3).map_or(Ok(5), |s| s.parse())?;
+    let threads = reference::threads();
 
     let dev = Device::Cpu;
     let config = BackboneConfig::from_name(name)?;
@@ -31,33 +32,32 @@ fn main() -> anyhow::Result<()> {
     let vb = CheckedWeights::new(WeightMap::default(), &[""]).var_builder(DType::F32, &dev);
     let model = BackboneWithFpn::new(&config, vb)?;
     let x = Tensor::randn(0f32, 1.0, (1, 3, h, w), &dev)?;
-    model.forward(&x)?; // warm-up
-    let mut times = Vec::new();
-    for _ in 0..iters {
+    let forward = || -> anyhow::Result<f64> {
         let t0 = Instant::now();
         let p = model.forward(&x)?;
         p[0].sum_all()?.to_scalar::<f32>()?; // make sure the work is done
-        times.push(t0.elapsed().as_secs_f64());
+        Ok(t0.elapsed().as_secs_f64())
+    };
+    forward()?; // warm-up
+    if reference::is_child() {
+        forward()?; // one side of the peak-RSS measurement
+        return Ok(());
     }
-    let ours = median(times);
-    println!("{name} backbone+FPN forward {h}x{w}, batch 1, f32, CPU, {threads} threads");
-    println!("ours:                 {ours:8.3} s (median of {iters})");
-    // Ours again after torch: a change in machine load during the run biases neither side.
-    let torch =
-        reference::reference_seconds("bench_backbone_torch.py", name, h, w, iters, threads)?;
-    let mut again = Vec::new();
-    for _ in 0..iters {
-        let t0 = Instant::now();
-        model.forward(&x)?[0].sum_all()?.to_scalar::<f32>()?;
-        again.push(t0.elapsed().as_secs_f64());
-    }
-    let ours_after = median(again);
-    let ours_mean = (ours + ours_after) / 2.0;
-    println!("torchvision:          {torch:8.3} s (median of {iters}, run between ours)");
-    println!("ours after torch:     {ours_after:8.3} s");
     println!(
-        "ratio ours/torch:     {:8.2}x (ours = mean of before and after)",
-        ours_mean / torch
+        "{name} backbone+FPN forward {h}x{w}, batch 1, f32, CPU, {threads} threads, load average {}",
+        reference::load_average()
     );
+    let script_args = reference::script_args(name, h, w, 1, threads);
+    let mut torch = reference::Reference::start("bench_backbone_torch.py", &script_args)?;
+    let timed = reference::interleave(pairs, forward, &mut torch)?;
+    drop(torch);
+    println!("{}", timed.summary("torchvision"));
+    drop(model);
+    let rss = reference::peak_rss_pair(&args, "bench_backbone_torch.py", &script_args)?;
+    println!(
+        "{}",
+        reference::rss_summary("child process, model + warm-up + one forward", rss)
+    );
+    println!("load average at the end {}", reference::load_average());
     Ok(())
 }

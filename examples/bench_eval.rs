@@ -1,11 +1,11 @@
 //! COCO box evaluation on a COCO-val-sized generated set: ours vs pycocotools vs
 //! faster-coco-eval, timed in the same run, each in its own process so peak memory is its own.
 //!
-//!     /work/venv/bin/python scripts/gen_eval_bench.py --out target/eval_bench
+//!     $DETECT_PYTHON scripts/gen_eval_bench.py --out target/eval_bench
 //!     cargo run --release --example bench_eval -- [target/eval_bench] [THREADS]
 //!
 //! The Python tools run `scripts/bench_eval_py.py` with `$DETECT_PYTHON`, else
-//! `/work/venv/bin/python`, else `python3`. Times include reading both JSON files.
+//! `python3`. Times include reading both JSON files.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -62,14 +62,7 @@ fn child(program: &Path, args: &[&str]) -> anyhow::Result<Value> {
 fn python() -> PathBuf {
     std::env::var_os("DETECT_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let venv = PathBuf::from("/work/venv/bin/python");
-            if venv.exists() {
-                venv
-            } else {
-                PathBuf::from("python3")
-            }
-        })
+        .unwrap_or_else(|| PathBuf::from("python3"))
 }
 
 fn main() -> anyhow::Result<()> {

@@ -5,6 +5,8 @@ resnext{depth}_{C}x{d}d / resnet{depth}) backbone + FPN forward, batch 1, f32, C
         --iters 2 --threads 2
 
 Prints one JSON line: {"seconds": [per-iteration wall times], "threads": n, "torch": version}.
+With `--serve` (examples/common/reference.rs) it times one repetition per `run` line on stdin
+instead (scripts/bench_serve.py).
 torchvision has no resnext101_32x4d constructor; the ResNet class is built directly with
 groups/width_per_group, FrozenBatchNorm2d, and wrapped like `resnet_fpn_backbone`
 (trainable_layers 3, LastLevelMaxPool, 256 channels).
@@ -16,6 +18,7 @@ import time
 
 import torch
 import torchvision
+from bench_serve import serve
 from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
 from torchvision.models.resnet import Bottleneck, ResNet
 from torchvision.ops import FrozenBatchNorm2d
@@ -40,6 +43,7 @@ def main():
     ap.add_argument("--width", type=int, default=1216)
     ap.add_argument("--iters", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0, help="0 = torch's default")
+    ap.add_argument("--serve", action="store_true", help="time one run per stdin line")
     args = ap.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -49,6 +53,10 @@ def main():
     times = []
     with torch.inference_mode():
         model(x)  # warm-up
+        if args.serve:
+            serve(lambda: model(x), {"threads": torch.get_num_threads(), "torch": torch.__version__,
+                                     "torchvision": torchvision.__version__})
+            return
         for _ in range(args.iters):
             t0 = time.perf_counter()
             out = model(x)

@@ -6,6 +6,8 @@ HEIGHT x WIDTH image, batch 1, f32, CPU, random weights, 91 classes.
         --iters 1 --threads 2
 
 Prints one JSON line: {"seconds": [per-iteration wall times], "detections": n, "threads": n, ...}.
+With `--serve` (examples/common/reference.rs) it times one repetition per `run` line on stdin
+instead (scripts/bench_serve.py).
 The image is uniform noise in [0, 1] of exactly HEIGHT x WIDTH (800x1333 is already the
 transform's output size, so the resize keeps it). The backbone is torchvision's `ResNet` with
 groups / width_per_group and FrozenBatchNorm2d, wrapped like `resnet_fpn_backbone`
@@ -18,6 +20,7 @@ import time
 
 import torch
 import torchvision
+from bench_serve import serve
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
 from torchvision.models.resnet import Bottleneck, ResNet
@@ -43,6 +46,7 @@ def main():
     ap.add_argument("--width", type=int, default=1333)
     ap.add_argument("--iters", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0, help="0 = torch's default")
+    ap.add_argument("--serve", action="store_true", help="time one run per stdin line")
     args = ap.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -51,7 +55,13 @@ def main():
     image = torch.rand(3, args.height, args.width)
     times = []
     with torch.inference_mode():
-        model([image])  # warm-up
+        out = model([image])  # warm-up
+        if args.serve:
+            serve(lambda: model([image]), {"detections": len(out[0]["boxes"]),
+                                           "threads": torch.get_num_threads(),
+                                           "torch": torch.__version__,
+                                           "torchvision": torchvision.__version__})
+            return
         for _ in range(args.iters):
             t0 = time.perf_counter()
             out = model([image])

@@ -8,6 +8,8 @@ FPN detector (91 classes, random weights, trainable_layers 3), batch 1, f32, CPU
 The image is HEIGHTxWIDTH random pixels with the three ground-truth boxes of bench_train.rs;
 min_size/max_size are set so the transform keeps that size. Prints one JSON line:
 {"seconds": [per-step wall times after one warm-up step], "threads": n, "torch": version}.
+`--batch N` trains on N copies of the image. With `--serve` (examples/common/reference.rs) it
+times one step per `run` line on stdin instead (scripts/bench_serve.py).
 """
 import argparse
 import json
@@ -21,6 +23,7 @@ from torchvision.models.resnet import Bottleneck, ResNet
 from torchvision.ops import FrozenBatchNorm2d
 
 from bench_backbone_torch import LAYERS  # noqa: E402  (same folder)
+from bench_serve import serve  # noqa: E402
 
 # xyxy in image pixels, labels (COCO ids); the same as examples/bench_train.rs.
 BOXES = [[100.0, 120.0, 500.0, 600.0], [700.0, 200.0, 1100.0, 500.0], [300.0, 550.0, 420.0, 760.0]]
@@ -48,6 +51,8 @@ def main():
     ap.add_argument("--width", type=int, default=1333)
     ap.add_argument("--iters", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0, help="0 = torch's default")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--serve", action="store_true", help="time one step per stdin line")
     args = ap.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -59,12 +64,16 @@ def main():
     target = {"boxes": torch.tensor(BOXES), "labels": torch.tensor(LABELS)}
 
     def step():
-        losses = model([image], [target])
+        losses = model([image] * args.batch, [target] * args.batch)
         optimizer.zero_grad()
         sum(losses.values()).backward()
         optimizer.step()
 
     step()  # warm-up
+    if args.serve:
+        serve(step, {"threads": torch.get_num_threads(), "torch": torch.__version__,
+                     "torchvision": torchvision.__version__})
+        return
     times = []
     for _ in range(args.iters):
         t0 = time.perf_counter()

@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 
 use backbones::{BackboneConfig, BlockForm, ResNextConfig};
 use candle_core::Device;
+use datasets::shapes::{render, ShapesConfig, Split};
 use datasets::transforms::TransformConfig;
 use detect::commands::predict::detect_image;
 use detect::export::export_detector;
 use detect::model::config::DetectorConfig;
-use datasets::shapes::{render, ShapesConfig, Split};
 use detect::weights::load::{
     load_detector, load_torchvision_weights, read_weight_map, LoadedDetector,
 };
@@ -43,14 +43,24 @@ enum Arch {
 /// `shapes_trained` is `detect train --dataset shapes --iters 400` (seed 0), trained so that
 /// its detections are real ones, not a random network's.
 const MODELS: [(&str, &str, Arch, i64); 4] = [
-    ("tiny_random", TINY_WEIGHTS, Arch::Torchvision(tiny_config), 17),
+    (
+        "tiny_random",
+        TINY_WEIGHTS,
+        Arch::Torchvision(tiny_config),
+        17,
+    ),
     (
         "tiny_no_detections",
         TINY_WEIGHTS,
         Arch::Torchvision(no_detections_config),
         17,
     ),
-    ("tiny_random_opset16", TINY_WEIGHTS, Arch::Torchvision(tiny_config), 16),
+    (
+        "tiny_random_opset16",
+        TINY_WEIGHTS,
+        Arch::Torchvision(tiny_config),
+        16,
+    ),
     ("shapes_trained", SHAPES_WEIGHTS, Arch::Trained, 17),
 ];
 const TINY_WEIGHTS: &str = "tests/fixtures/model/weights.safetensors";
@@ -134,7 +144,11 @@ fn fixture() -> serde_json::Value {
 fn write_onnx_exports() {
     let out = PathBuf::from(std::env::var("DETECT_ONNX_OUT").expect("DETECT_ONNX_OUT"));
     for (name, weights, arch, opset) in MODELS {
-        std::fs::write(out.join(format!("{name}.onnx")), export(weights, arch, opset)).unwrap();
+        std::fs::write(
+            out.join(format!("{name}.onnx")),
+            export(weights, arch, opset),
+        )
+        .unwrap();
     }
     // Two `shapes` validation images for the trained model (rendered, so they are committed
     // as the pixels both sides read).
