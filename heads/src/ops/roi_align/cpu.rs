@@ -127,10 +127,12 @@ fn samplings(
 ) -> Result<Vec<Option<(usize, Sampling)>>> {
     rois.par_iter()
         .enumerate()
-        .map(|(row, r)| match r.level.and_then(|l| Some((l, level_of(l)?))) {
-            Some((l, (dims, params))) => Ok(Some((l, sampling(row, r.roi, dims, params)?))),
-            None => Ok(None),
-        })
+        .map(
+            |(row, r)| match r.level.and_then(|l| Some((l, level_of(l)?))) {
+                Some((l, (dims, params))) => Ok(Some((l, sampling(row, r.roi, dims, params)?))),
+                None => Ok(None),
+            },
+        )
         .collect()
 }
 
