@@ -1,12 +1,20 @@
-//! Times `heads::ops` against torchvision.ops (CPU) on the same inputs, in one run.
+//! Times `heads::ops` against torchvision.ops on the same inputs, interleaved in one run.
 //!
-//! `cargo run --release --example bench_ops` — the torchvision side is
-//! `scripts/bench_ops_torch.py`, run with `$DETECT_PYTHON` (default `/work/venv/bin/python`)
-//! and the same thread count as ours (rayon's pool). Prints ours / torchvision / ratio (ms,
-//! median of 10 runs for NMS and 5 for RoIAlign, after a warm-up). `DETECT_BENCH_DEVICE=cuda`
-//! (a `--features cuda` build) times both sides on the GPU instead.
+//!     cargo run --release --example bench_ops -- [PAIRS]
+//!
+//! The torchvision side is `scripts/bench_ops_torch.py`, run once as a child process with
+//! `$DETECT_PYTHON` (else `python3`): it answers each request with the seconds one repetition
+//! took. For every op, after one warm-up on each side, ours and torchvision run alternately
+//! (ours, torchvision, ours, ...) for PAIRS pairs (default 7, at least 5), so both see the same
+//! load. Printed per op: the median time of each side, the median of the per-pair ratios
+//! (ours / torchvision, lower is better) and their min-max, with the load average before and
+//! after. Both sides use RAYON_NUM_THREADS threads (default 2 here); CANDLE_NUM_THREADS defaults
+//! to 1 as the `detect` binary sets it. `DETECT_BENCH_DEVICE=cuda` (a `--features cuda` build)
+//! times both sides on the GPU instead.
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use candle_core::{Device, Result, Tensor, Var};
@@ -55,20 +63,6 @@ fn clustered(rng: &mut Rng, n: usize) -> Result<(Tensor, Tensor)> {
     ))
 }
 
-fn median_ms(dev: &Device, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    f()?;
-    dev.synchronize()?;
-    let mut t: Vec<f64> = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let start = Instant::now();
-        f()?;
-        dev.synchronize()?;
-        t.push(start.elapsed().as_secs_f64() * 1e3);
-    }
-    t.sort_by(|a, b| a.total_cmp(b));
-    Ok(t[reps / 2])
-}
-
 /// The inputs of every benchmark, made on the CPU (and saved for the torchvision side).
 fn make_inputs() -> Result<HashMap<String, Tensor>> {
     let (mut rng, cpu) = (Rng(0x2545_F491_4F6C_DD1D), Device::Cpu);
@@ -97,90 +91,212 @@ fn make_inputs() -> Result<HashMap<String, Tensor>> {
     Ok(inputs)
 }
 
+/// The torchvision side: a child process that runs one repetition of an op per request.
+struct Reference {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Reference {
+    /// Starts the script and waits for its `ready` line (inputs loaded).
+    fn start(python: &str, inputs: &std::path::Path, threads: usize, device: &str) -> Result<Self> {
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_ops_torch.py");
+        let mut child = Command::new(python)
+            .arg(&script)
+            .arg(inputs)
+            .args([threads.to_string(), device.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                candle_core::Error::Msg(format!(
+                    "cannot run {python} {}: {e} (set DETECT_PYTHON to a python with torchvision)",
+                    script.display()
+                ))
+            })?;
+        let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
+        let (Some(stdin), Some(stdout)) = (stdin, stdout) else {
+            candle_core::bail!("{python}: no pipes to the child process");
+        };
+        let mut reference = Self {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+        };
+        let line = reference.line()?;
+        if line != "ready" {
+            candle_core::bail!(
+                "{python} {}: expected `ready`, got {line:?}",
+                script.display()
+            );
+        }
+        Ok(reference)
+    }
+
+    fn line(&mut self) -> Result<String> {
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            candle_core::bail!("the torchvision side exited (its error is above)");
+        }
+        Ok(line.trim().to_string())
+    }
+
+    /// Seconds of one repetition of `op` on the torchvision side.
+    fn seconds(&mut self, op: &str) -> Result<f64> {
+        writeln!(self.stdin, "{op}")?;
+        self.stdin.flush()?;
+        let line = self.line()?;
+        line.parse()
+            .map_err(|_| candle_core::Error::Msg(format!("torchvision side, {op}: {line}")))
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn seconds(dev: &Device, f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
+    dev.synchronize()?;
+    let start = Instant::now();
+    f()?;
+    dev.synchronize()?;
+    Ok(start.elapsed().as_secs_f64())
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".into(),
+        |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    )
+}
+
+type Op<'a> = (&'static str, Box<dyn FnMut() -> Result<()> + 'a>);
+
 fn main() -> Result<()> {
+    // Set before rayon's pool starts: 2 threads unless told otherwise, candle's element-wise
+    // pool at 1 as the `detect` binary sets it.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "2");
+    }
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+    let pairs: usize = match std::env::args().nth(1) {
+        Some(s) => s
+            .parse()
+            .map_err(|_| candle_core::Error::Msg(format!("PAIRS must be a number, got {s:?}")))?,
+        None => 7,
+    };
+    if pairs < 5 {
+        candle_core::bail!("PAIRS must be at least 5, got {pairs}");
+    }
     let cuda = std::env::var("DETECT_BENCH_DEVICE").is_ok_and(|d| d == "cuda");
     let dev = if cuda {
         Device::new_cuda(0)?
     } else {
         Device::Cpu
     };
+    let device_name = if cuda { "cuda" } else { "cpu" };
     let inputs = make_inputs()?;
+    let path = std::env::temp_dir().join(format!(
+        "detect_bench_ops_{}.safetensors",
+        std::process::id()
+    ));
+    candle_core::safetensors::save(&inputs, &path)?;
+    let python = std::env::var("DETECT_PYTHON").unwrap_or_else(|_| "python3".into());
+    let threads = candle_core::utils::get_num_threads(); // RAYON_NUM_THREADS
+    let reference = Reference::start(&python, &path, threads, device_name);
+    let _ = std::fs::remove_file(&path);
+    let mut reference = reference?;
+
     let t = |name: &str| inputs[name].to_device(&dev);
-    let mut ours: Vec<(String, f64)> = Vec::new();
-    for n in [1000, 5000, 20000] {
-        let (b, s) = (t(&format!("nms{n}_boxes"))?, t(&format!("nms{n}_scores"))?);
-        let ms = median_ms(&dev, 10, || nms(&b, &s, 0.7).map(|_| ()))?;
-        ours.push((format!("nms {n}"), ms));
-    }
+    let nms_inputs: Vec<(Tensor, Tensor)> = [1000, 5000, 20000]
+        .iter()
+        .map(|n| Ok((t(&format!("nms{n}_boxes"))?, t(&format!("nms{n}_scores"))?)))
+        .collect::<Result<_>>()?;
     let (b, s, c) = (
         t("batched_boxes")?,
         t("batched_scores")?,
         t("batched_idxs")?,
     );
-    let ms = median_ms(&dev, 10, || batched_nms(&b, &s, &c, 0.5).map(|_| ()))?;
-    ours.push(("batched_nms 20000/80".into(), ms));
-
     let levels: Vec<Tensor> = (2..6).map(|l| t(&format!("p{l}"))).collect::<Result<_>>()?;
     let (rois, grad, boxes) = (t("rois")?, t("grad")?, t("boxes")?);
-    let ms = median_ms(&dev, 5, || {
-        roi_align(&levels[0], &rois, (7, 7), 0.25, 2, false).map(|_| ())
-    })?;
-    ours.push(("roi_align fwd".into(), ms));
     let x = Var::from_tensor(&levels[0])?;
-    let ms = median_ms(&dev, 5, || {
-        let y = roi_align(&x, &rois, (7, 7), 0.25, 2, false)?;
-        (y * &grad)?.sum_all()?.backward().map(|_| ())
-    })?;
-    ours.push(("roi_align fwd+bwd".into(), ms));
+    let vars: Vec<Var> = levels.iter().map(Var::from_tensor).collect::<Result<_>>()?;
+    let leaves: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
     let pooler = MultiScaleRoiAlign::new((7, 7), 2);
     let image = std::slice::from_ref(&boxes);
-    let ms = median_ms(&dev, 5, || {
-        pooler.forward(&levels, image, &[(800, 1344)]).map(|_| ())
-    })?;
-    ours.push(("MultiScaleRoiAlign".into(), ms));
+    let size = [(800, 1344)];
 
-    let path = std::env::temp_dir().join("detect_bench_ops.safetensors");
-    candle_core::safetensors::save(&inputs, &path)?;
-    let python = std::env::var("DETECT_PYTHON").unwrap_or_else(|_| "/work/venv/bin/python".into());
-    let threads = candle_core::utils::get_num_threads(); // rayon's pool size (same env var)
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let script = ["scripts", "../scripts"]
-        .map(|d| root.join(d).join("bench_ops_torch.py"))
-        .into_iter()
-        .find(|p| p.exists())
-        .unwrap_or_default();
-    let device_name = if cuda { "cuda" } else { "cpu" };
-    let run = std::process::Command::new(&python)
-        .arg(&script)
-        .args([
-            path.to_str().unwrap_or_default(),
-            &threads.to_string(),
-            device_name,
-        ])
-        .output();
-    let theirs: HashMap<String, f64> = match run {
-        Ok(o) if o.status.success() => {
-            serde_json::from_slice(&o.stdout).map_err(candle_core::Error::wrap)?
+    let [n1, n5, n20] = [0, 1, 2].map(|i| &nms_inputs[i]);
+    let ops: Vec<Op> = vec![
+        ("nms 1000", Box::new(|| nms(&n1.0, &n1.1, 0.7).map(|_| ()))),
+        ("nms 5000", Box::new(|| nms(&n5.0, &n5.1, 0.7).map(|_| ()))),
+        (
+            "nms 20000",
+            Box::new(|| nms(&n20.0, &n20.1, 0.7).map(|_| ())),
+        ),
+        (
+            "batched_nms 20000/80",
+            Box::new(|| batched_nms(&b, &s, &c, 0.5).map(|_| ())),
+        ),
+        (
+            "roi_align fwd",
+            Box::new(|| roi_align(&levels[0], &rois, (7, 7), 0.25, 2, false).map(|_| ())),
+        ),
+        (
+            "roi_align fwd+bwd",
+            Box::new(|| {
+                let y = roi_align(&x, &rois, (7, 7), 0.25, 2, false)?;
+                (y * &grad)?.sum_all()?.backward().map(|_| ())
+            }),
+        ),
+        (
+            "MultiScaleRoiAlign fwd",
+            Box::new(|| pooler.forward(&levels, image, &size).map(|_| ())),
+        ),
+        (
+            "MultiScaleRoiAlign fwd+bwd",
+            Box::new(|| {
+                let y = pooler.forward(&leaves, image, &size)?;
+                (y * &grad)?.sum_all()?.backward().map(|_| ())
+            }),
+        ),
+    ];
+
+    println!("{device_name}, {threads} threads, {pairs} interleaved pairs per op; load average before: {}", load_average());
+    println!("| op | ours ms | torchvision ms | ratio (median) | ratio min-max |\n|---|---:|---:|---:|---:|");
+    for (name, mut f) in ops {
+        seconds(&dev, f.as_mut())?; // warm-up, both sides
+        reference.seconds(name)?;
+        let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..pairs {
+            let a = seconds(&dev, f.as_mut())?;
+            let b = reference.seconds(name)?;
+            ours.push(a);
+            theirs.push(b);
+            ratios.push(a / b);
         }
-        Ok(o) => {
-            eprintln!(
-                "torchvision side failed: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-            HashMap::new()
-        }
-        Err(e) => {
-            eprintln!("could not run {python}: {e}");
-            HashMap::new()
-        }
-    };
-    println!("{device_name}, {threads} CPU threads; ms, median");
-    println!("| op | ours | torchvision | ratio |\n|---|---:|---:|---:|");
-    for (name, ms) in ours {
-        match theirs.get(&name) {
-            Some(t) => println!("| {name} | {ms:.2} | {t:.2} | {:.2} |", ms / t),
-            None => println!("| {name} | {ms:.2} | - | - |"),
-        }
+        let (lo, hi) = ratios
+            .iter()
+            .fold((f64::INFINITY, 0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        println!(
+            "| {name} | {:.2} | {:.2} | {:.2} | {lo:.2}-{hi:.2} |",
+            median(ours) * 1e3,
+            median(theirs) * 1e3,
+            median(ratios)
+        );
     }
+    println!("load average after: {}", load_average());
     Ok(())
 }

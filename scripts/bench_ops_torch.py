@@ -1,60 +1,90 @@
-"""torchvision.ops side of `cargo run --release --example bench_ops` (run by it; not alone).
+"""torchvision.ops side of `cargo run --release --example bench_ops` (started by it; not alone).
 
-Reads the inputs the example saved (safetensors), times the same ops with the same
-methodology (warm-up, then the median of `reps` runs) and prints one JSON object of
-milliseconds on stdout.  Usage: bench_ops_torch.py INPUTS.safetensors THREADS [cpu|cuda]
+A persistent child: it loads the inputs the example saved (a safetensors file, read here with
+the standard library so that only torch and torchvision are needed), prints `ready`, then for
+each line `OP` on stdin runs that op once and prints the seconds it took on stdout. The example
+sends one request per repetition, interleaved with its own runs (ours, torchvision, ours, ...).
+Usage: bench_ops_torch.py INPUTS.safetensors THREADS [cpu|cuda]
 """
 
 import json
+import struct
 import sys
 import time
 
 import torch
 import torchvision
-from safetensors.torch import load_file
 from torchvision.ops import MultiScaleRoIAlign
 
-
-def median_ms(f, reps):
-    sync = torch.cuda.synchronize if DEVICE == "cuda" else (lambda: None)
-    f()
-    sync()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        f()
-        sync()
-        times.append((time.perf_counter() - t) * 1e3)
-    return sorted(times)[len(times) // 2]
+DTYPES = {"F32": torch.float32, "I64": torch.int64, "U32": torch.int32}
 
 
-DEVICE = sys.argv[3] if len(sys.argv) > 3 else "cpu"
+def load_safetensors(path):
+    """name -> tensor, from the safetensors layout: u64 header size, JSON header, raw data."""
+    with open(path, "rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(size))
+        data = f.read()
+    out = {}
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = meta["data_offsets"]
+        t = torch.frombuffer(bytearray(data[start:end]), dtype=DTYPES[meta["dtype"]])
+        out[name] = t.reshape(meta["shape"])
+    return out
 
 
-def main():
-    t = {k: v.to(DEVICE) for k, v in load_file(sys.argv[1]).items()}
-    torch.set_num_threads(int(sys.argv[2]))
+def ops(t):
+    """The benchmarked ops by name, each a function running one repetition."""
+    nms = torchvision.ops.nms
     out = {}
     for n in (1000, 5000, 20000):
         b, s = t[f"nms{n}_boxes"], t[f"nms{n}_scores"]
-        out[f"nms {n}"] = median_ms(lambda: torchvision.ops.nms(b, s, 0.7), 10)
+        out[f"nms {n}"] = lambda b=b, s=s: nms(b, s, 0.7)
     b, s, c = t["batched_boxes"], t["batched_scores"], t["batched_idxs"]
-    out["batched_nms 20000/80"] = median_ms(lambda: torchvision.ops.batched_nms(b, s, c, 0.5), 10)
+    out["batched_nms 20000/80"] = lambda: torchvision.ops.batched_nms(b, s, c, 0.5)
 
     x, rois, g = t["p2"], t["rois"], t["grad"]
-    out["roi_align fwd"] = median_ms(lambda: torchvision.ops.roi_align(x, rois, (7, 7), 0.25, 2, False), 5)
+    out["roi_align fwd"] = lambda: torchvision.ops.roi_align(x, rois, (7, 7), 0.25, 2, False)
 
-    def fwd_bwd():
+    def roi_align_fwd_bwd():
         xg = x.detach().requires_grad_(True)
         (torchvision.ops.roi_align(xg, rois, (7, 7), 0.25, 2, False) * g).sum().backward()
 
-    out["roi_align fwd+bwd"] = median_ms(fwd_bwd, 5)
+    out["roi_align fwd+bwd"] = roi_align_fwd_bwd
 
-    feats = {str(i): t[f"p{i + 2}"] for i in range(4)}
+    levels = [t[f"p{i + 2}"] for i in range(4)]
     boxes = [t["boxes"]]
     pooler = MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2)
-    out["MultiScaleRoiAlign"] = median_ms(lambda: pooler(feats, boxes, [(800, 1344)]), 5)
-    print(json.dumps(out))
+    feats = {str(i): level for i, level in enumerate(levels)}
+    out["MultiScaleRoiAlign fwd"] = lambda: pooler(feats, boxes, [(800, 1344)])
+
+    def multi_scale_fwd_bwd():
+        leaves = {str(i): level.detach().requires_grad_(True) for i, level in enumerate(levels)}
+        (pooler(leaves, boxes, [(800, 1344)]) * g).sum().backward()
+
+    out["MultiScaleRoiAlign fwd+bwd"] = multi_scale_fwd_bwd
+    return out
+
+
+def main():
+    device = sys.argv[3] if len(sys.argv) > 3 else "cpu"
+    torch.set_num_threads(int(sys.argv[2]))
+    t = {k: v.to(device) for k, v in load_safetensors(sys.argv[1]).items()}
+    table = ops(t)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        name = line.strip()
+        if name not in table:
+            print(f"error: unknown op {name!r}", flush=True)
+            continue
+        sync()
+        start = time.perf_counter()
+        table[name]()
+        sync()
+        print(time.perf_counter() - start, flush=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@
 //! - [`box_area`], [`box_iou`], [`clip_boxes_to_image`], [`remove_small_boxes`]
 //! - [`nms`], [`batched_nms`]: kept indices (U32) by decreasing score
 //! - [`roi_align`]: differentiable w.r.t. the features (forward and backward as candle ops)
-//! - [`MultiScaleRoiAlign`]: FPN level assignment, then [`roi_align`] per level
+//! - [`MultiScaleRoiAlign`]: FPN level assignment, then RoIAlign from each RoI's level (on the
+//!   CPU straight from the NCHW levels into the output rows)
 //!
 //! This module depends on nothing else in `heads`.
 

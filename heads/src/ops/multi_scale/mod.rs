@@ -8,13 +8,18 @@
 //! whose level is undefined (negative area: NaN) pool nothing and stay zero, as in
 //! torchvision. The level arithmetic is f32, as torchvision computes it.
 //!
-//! There is no `cpu.rs`/`cuda.rs` here: level assignment runs on the host (one read of the
-//! boxes) and the pooling is [`roi_align`] per level on the features' device.
+//! Level assignment runs on the host (one read of the boxes). On the CPU the pooling reads
+//! every level in place and writes each RoI's row directly (`stage.rs`, with the RoIAlign CPU
+//! kernel); on CUDA it is [`roi_align`](super::roi_align) per level, then one reordering
+//! `index_select` (`per_level.rs`).
 
-use candle_core::{DType, Result, Tensor};
+mod per_level;
+mod stage;
+
+use candle_core::{DType, Device, Result, Tensor};
 
 use super::error::{check_dtype, check_same_device, check_shape, OpsError};
-use super::roi_align;
+use super::roi_align::Params;
 
 const OP: &str = "MultiScaleRoiAlign";
 /// FPN paper's canonical ImageNet box size and the level it maps to (Eq. 1).
@@ -51,8 +56,7 @@ impl MultiScaleRoiAlign {
         boxes: &[Tensor],
         image_sizes: &[(usize, usize)],
     ) -> Result<Tensor> {
-        let (batch, channels) = self.validate(features, boxes, image_sizes)?;
-        let _ = batch;
+        let (_, channels) = self.validate(features, boxes, image_sizes)?;
         let max_h = image_sizes.iter().map(|s| s.0).max().unwrap_or(1).max(1);
         let scales: Vec<f64> = features
             .iter()
@@ -68,63 +72,31 @@ impl MultiScaleRoiAlign {
                 rois.push([i as f32, r[0], r[1], r[2], r[3]]);
             }
         }
-        let device = features[0].device();
-        let (oh, ow) = self.output_size;
-        let pool = |level: usize, rows: &[[f32; 5]]| -> Result<Tensor> {
-            let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-            let r = Tensor::from_vec(flat, (rows.len(), 5), device)?; // [k, 5]
-            roi_align(
-                &features[level],
-                &r,
-                self.output_size,
-                scales[level],
-                self.sampling_ratio,
-                false,
-            )
+        let levels: Vec<Option<usize>> = if features.len() == 1 {
+            vec![Some(0); rois.len()] // one level: every RoI, as torchvision
+        } else {
+            rois.iter()
+                .map(|r| map_level(r, k_min, k_max).filter(|&l| l < features.len()))
+                .collect()
         };
-        if features.len() == 1 {
-            return pool(0, &rois);
+        match features[0].device() {
+            Device::Cpu => {
+                let params: Vec<Params> = scales.iter().map(|&s| self.params(s)).collect();
+                stage::pool(features, &params, &rois, &levels)
+            }
+            _ => per_level::pool(features, &scales, self, &rois, &levels, channels),
         }
-        let levels: Vec<Option<usize>> = rois.iter().map(|r| map_level(r, k_min, k_max)).collect();
+    }
 
-        // Pool level by level, then put the rows back in input order.
-        let mut parts = Vec::new();
-        let mut position = vec![0u32; rois.len()];
-        let mut done = 0usize;
-        for level in 0..features.len() {
-            let members: Vec<usize> = (0..rois.len())
-                .filter(|&i| levels[i] == Some(level))
-                .collect();
-            if members.is_empty() {
-                continue;
-            }
-            let rows: Vec<[f32; 5]> = members.iter().map(|&i| rois[i]).collect();
-            parts.push(pool(level, &rows)?); // [k_l, C, oh, ow]
-            for &i in &members {
-                position[i] = done as u32;
-                done += 1;
-            }
+    /// The RoIAlign parameters of a level of scale `scale` (aligned = false, as torchvision).
+    fn params(&self, scale: f64) -> Params {
+        Params {
+            pooled_h: self.output_size.0,
+            pooled_w: self.output_size.1,
+            spatial_scale: scale as f32,
+            sampling_ratio: self.sampling_ratio,
+            aligned: false,
         }
-        let unassigned: Vec<usize> = (0..rois.len())
-            .filter(|&i| levels[i].is_none_or(|l| l >= features.len()))
-            .collect();
-        if !unassigned.is_empty() {
-            parts.push(Tensor::zeros(
-                (unassigned.len(), channels, oh, ow),
-                DType::F32,
-                device,
-            )?);
-            for &i in &unassigned {
-                position[i] = done as u32;
-                done += 1;
-            }
-        }
-        if parts.is_empty() {
-            return Tensor::zeros((0, channels, oh, ow), DType::F32, device);
-        }
-        let pooled = Tensor::cat(&parts, 0)?; // [sum K_i, C, oh, ow], grouped by level
-        let n = position.len();
-        pooled.index_select(&Tensor::from_vec(position, n, device)?, 0)
     }
 
     fn validate(

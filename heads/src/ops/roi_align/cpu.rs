@@ -1,268 +1,197 @@
-//! RoIAlign on the CPU, forward and backward, channels-last.
+//! RoIAlign on the CPU, forward and backward, reading the features in their NCHW layout.
 //!
-//! The features are first transposed to `[N, H, W, C]`, so each bilinear sample reads four
-//! contiguous C-vectors and the inner loop is a vectorised `acc[c] += w1*v1[c] + ... + w4*v4[c]`
-//! (torchvision loops channel by channel with scalar gathers). Per RoI the sample positions and
-//! weights are computed once and shared by all channels. The forward runs RoIs in parallel;
-//! the backward splits the channels between threads, each scattering into its own
-//! channels-last slab, so no two threads ever write the same float. The per-sample arithmetic
-//! mirrors torchvision's kernel in f32, so forward outputs match it to the last bit or two.
+//! One kernel serves [`roi_align`](super::roi_align) (one level) and `MultiScaleRoiAlign`
+//! (each RoI pooled from its own FPN level): every output row names its RoI and its level, and
+//! the features are never copied or transposed. Per RoI the sample taps are computed once
+//! ([`sampling`]) and shared by all channels, as torchvision's pre-calculation is.
+//!
+//! Loop order is chosen for the caches: a channel plane of P2 (200x336 floats) fits in L2, a
+//! RoI's samples touch a few hundred scattered pixels of it. The forward splits the output rows
+//! into a few chunks (in parallel) and walks each chunk channel by channel, so the planes of
+//! channel `c` stay cached while every RoI of the chunk reads them. The backward runs one
+//! `(image, channel)` plane per task and scatters into it from every RoI of that image, so no
+//! two threads write the same float and each plane is written from cache.
+
+mod sampling;
+#[cfg(test)]
+mod tests;
 
 use candle_core::Result;
 use rayon::prelude::*;
 
 use super::{Dims, Params};
+pub(crate) use sampling::Sampling;
+use sampling::{sampling, Tap};
 
-/// Above this many samples per bin a RoI is refused rather than allocated (only absurd
-/// coordinates get there: a 1e6-pixel-wide RoI on a 7x7 output with an adaptive grid).
-const MAX_SAMPLES_PER_BIN: i64 = 1 << 20;
-
-/// One bilinear sample: four pixel offsets within an image plane and their weights.
-/// Out-of-range samples have zero weights.
-#[derive(Clone, Copy, Default)]
-struct Sample {
-    pos: [u32; 4],
-    w: [f32; 4],
+/// One feature map and how RoI coordinates map onto it (`params.spatial_scale`).
+#[derive(Clone, Copy)]
+pub(crate) struct Level<'a> {
+    /// `[N, C, H, W]`, contiguous.
+    pub data: &'a [f32],
+    pub dims: Dims,
+    pub params: Params,
 }
 
-/// Sampling geometry of one RoI: its image and `pooled_h * pooled_w * per_bin` samples, bin
-/// after bin.
-struct Geometry {
-    batch: usize,
-    per_bin: usize,
-    /// Samples per bin as the divisor of the average (at least 1, as in torchvision).
-    count: f32,
-    samples: Vec<Sample>,
+/// One output row: `(batch_index, x1, y1, x2, y2)` and the index of the level it is pooled
+/// from; `None` leaves the row untouched (zero, or filled by the caller).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Roi {
+    pub roi: [f32; 5],
+    pub level: Option<usize>,
 }
 
-fn geometry(index: usize, roi: &[f32], d: Dims, p: Params) -> Result<Geometry> {
-    let b = roi[0];
-    if !(b >= 0.0 && (b as usize) < d.n) {
-        candle_core::bail!(
-            "roi_align: `rois` row {index} has batch index {b}, expected 0 <= index < {} (the batch size of `input`)",
-            d.n
-        );
-    }
-    let offset = if p.aligned { 0.5f32 } else { 0.0 };
-    let start_w = roi[1] * p.spatial_scale - offset;
-    let start_h = roi[2] * p.spatial_scale - offset;
-    let end_w = roi[3] * p.spatial_scale - offset;
-    let end_h = roi[4] * p.spatial_scale - offset;
-    let (mut roi_w, mut roi_h) = (end_w - start_w, end_h - start_h);
-    if !p.aligned {
-        // Malformed RoIs are forced to 1x1 (torchvision: std::max(size, 1)).
-        roi_w = if roi_w < 1.0 { 1.0 } else { roi_w };
-        roi_h = if roi_h < 1.0 { 1.0 } else { roi_h };
-    }
-    let (ph, pw) = (p.pooled_h as f32, p.pooled_w as f32);
-    let (bin_h, bin_w) = (roi_h / ph, roi_w / pw);
-    // Adaptive grid: ceil(roi_size / output_size); NaN and negative sizes give an empty grid.
-    let grid = |size: f32, pooled: f32| -> i64 {
-        if p.sampling_ratio > 0 {
-            p.sampling_ratio
-        } else {
-            ((size / pooled).ceil() as i64).max(0)
-        }
+/// Forward: row `k` of the result is `rois[k]` pooled from `levels[rois[k].level]`.
+///
+/// # Shapes
+/// every level `[N, C, H_l, W_l]` → `[rois.len(), C, pooled_h, pooled_w]`
+pub(crate) fn forward(levels: &[Level], rois: &[Roi]) -> Result<Vec<f32>> {
+    let Some(first) = levels.first() else {
+        candle_core::bail!("roi_align: no feature level to pool from");
     };
-    let (grid_h, grid_w) = (grid(roi_h, ph), grid(roi_w, pw));
-    if grid_h.saturating_mul(grid_w) > MAX_SAMPLES_PER_BIN {
-        candle_core::bail!("roi_align: `rois` row {index} {:?} needs a {grid_h}x{grid_w} sampling grid per bin (more than {MAX_SAMPLES_PER_BIN} samples)", &roi[1..]);
-    }
-    let (grid_h, grid_w) = (grid_h as usize, grid_w as usize);
-    let per_bin = grid_h * grid_w;
-    let mut samples = Vec::with_capacity(p.pooled_h * p.pooled_w * per_bin);
-    let (height, width) = (d.h as f32, d.w as f32);
-    for bin_y in 0..p.pooled_h {
-        for bin_x in 0..p.pooled_w {
-            for iy in 0..grid_h {
-                let yy = start_h + bin_y as f32 * bin_h + (iy as f32 + 0.5) * bin_h / grid_h as f32;
-                for ix in 0..grid_w {
-                    let xx =
-                        start_w + bin_x as f32 * bin_w + (ix as f32 + 0.5) * bin_w / grid_w as f32;
-                    samples.push(bilinear(yy, xx, height, width, d.w));
-                }
-            }
-        }
-    }
-    Ok(Geometry {
-        batch: b as usize,
-        per_bin,
-        count: (grid_h * grid_w).max(1) as f32,
-        samples,
-    })
-}
-
-/// torchvision's bilinear sample at `(y, x)`.
-fn bilinear(mut y: f32, mut x: f32, height: f32, width: f32, w: usize) -> Sample {
-    // Written as !(in range) so NaN coordinates land here too.
-    if !(y >= -1.0 && y <= height && x >= -1.0 && x <= width) {
-        return Sample::default();
-    }
-    y = if y <= 0.0 { 0.0 } else { y };
-    x = if x <= 0.0 { 0.0 } else { x };
-    let (hi_y, hi_x) = (height as usize - 1, width as usize - 1);
-    let (mut y_low, mut x_low) = (y as usize, x as usize);
-    let (y_high, x_high);
-    if y_low >= hi_y {
-        y_low = hi_y;
-        y_high = hi_y;
-        y = y_low as f32;
-    } else {
-        y_high = y_low + 1;
-    }
-    if x_low >= hi_x {
-        x_low = hi_x;
-        x_high = hi_x;
-        x = x_low as f32;
-    } else {
-        x_high = x_low + 1;
-    }
-    let (ly, lx) = (y - y_low as f32, x - x_low as f32);
-    let (hy, hx) = (1.0 - ly, 1.0 - lx);
-    let wts = [hy * hx, hy * lx, ly * hx, ly * lx];
-    Sample {
-        pos: [
-            (y_low * w + x_low) as u32,
-            (y_low * w + x_high) as u32,
-            (y_high * w + x_low) as u32,
-            (y_high * w + x_high) as u32,
-        ],
-        w: wts,
-    }
-}
-
-/// `[N, C, HW]` → `[N, HW, C]`, in parallel over pixel blocks.
-fn to_channels_last(input: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
-    const PIXELS: usize = 64;
-    const CHANNELS: usize = 16;
-    let mut out = vec![0f32; n * hw * c];
-    out.par_chunks_mut(PIXELS * c)
-        .enumerate()
-        .for_each(|(chunk, dst)| {
-            let first = chunk * PIXELS; // flat pixel over n * hw
-            let pixels = dst.len() / c;
-            for c0 in (0..c).step_by(CHANNELS) {
-                let c1 = (c0 + CHANNELS).min(c);
-                for p in 0..pixels {
-                    let (b, q) = ((first + p) / hw, (first + p) % hw);
-                    let src = &input[b * c * hw + q..];
-                    let row = &mut dst[p * c..p * c + c];
-                    for ch in c0..c1 {
-                        row[ch] = src[ch * hw];
-                    }
-                }
-            }
-        });
-    out
-}
-
-/// Forward pass: `input [N, C, H, W]`, `rois [K * 5]` → `[K, C, pooled_h, pooled_w]`.
-pub(crate) fn forward(input: &[f32], d: Dims, rois: &[f32], p: Params) -> Result<Vec<f32>> {
-    let k = rois.len() / 5;
-    let bins = p.pooled_h * p.pooled_w;
-    let mut out = vec![0f32; k * d.c * bins];
+    let (c, ph, pw) = (first.dims.c, first.params.pooled_h, first.params.pooled_w);
+    let (bins, row_len) = (ph * pw, first.dims.c * ph * pw);
+    let mut out = vec![0f32; rois.len() * row_len];
     if out.is_empty() {
         return Ok(out);
     }
-    if d.h == 0 || d.w == 0 {
-        return Ok(out); // nothing to sample from: every sample is out of range
-    }
-    let geoms: Vec<Geometry> = (0..k)
-        .into_par_iter()
-        .map(|r| geometry(r, &rois[5 * r..5 * r + 5], d, p))
-        .collect::<Result<_>>()?;
-    let hw = d.h * d.w;
-    let nhwc = to_channels_last(input, d.n, d.c, hw);
-    let c = d.c;
-    out.par_chunks_mut(c * bins)
-        .zip(geoms.par_iter())
-        .for_each(|(out_r, g)| {
-            let image = &nhwc[g.batch * hw * c..(g.batch + 1) * hw * c];
-            let mut acc = vec![0f32; bins * c]; // [bins, C]
-            for (bin, acc_bin) in acc.chunks_exact_mut(c).enumerate() {
-                for s in &g.samples[bin * g.per_bin..(bin + 1) * g.per_bin] {
-                    let [p1, p2, p3, p4] = s.pos.map(|q| q as usize * c);
-                    let [w1, w2, w3, w4] = s.w;
-                    let (v1, v2, v3, v4) = (
-                        &image[p1..p1 + c],
-                        &image[p2..p2 + c],
-                        &image[p3..p3 + c],
-                        &image[p4..p4 + c],
-                    );
-                    for ((((a, &a1), &a2), &a3), &a4) in
-                        acc_bin.iter_mut().zip(v1).zip(v2).zip(v3).zip(v4)
-                    {
-                        *a += w1 * a1 + w2 * a2 + w3 * a3 + w4 * a4;
-                    }
-                }
-            }
-            // [bins, C] → [C, bins]
-            for (ch, out_c) in out_r.chunks_exact_mut(bins).enumerate() {
-                for (bin, o) in out_c.iter_mut().enumerate() {
-                    *o = acc[bin * c + ch] / g.count;
+    let samplings = samplings(rois, |l| levels.get(l).map(|v| (v.dims, v.params)))?;
+    // A few chunks per thread: each chunk walks all channels once, so fewer chunks read each
+    // plane fewer times; more chunks balance the threads when the cores are shared.
+    let chunks = 2 * rayon::current_num_threads();
+    let chunk_rows = rois.len().div_ceil(chunks).max(1);
+    out.par_chunks_mut(chunk_rows * row_len)
+        .enumerate()
+        .for_each(|(chunk, out)| {
+            let first_row = chunk * chunk_rows;
+            let rows = &samplings[first_row..first_row + out.len() / row_len];
+            for ch in 0..c {
+                for (s, out_row) in rows.iter().zip(out.chunks_exact_mut(row_len)) {
+                    let Some((l, s)) = s else { continue };
+                    let level = &levels[*l];
+                    let hw = level.dims.h * level.dims.w;
+                    let plane = &level.data[(s.batch * c + ch) * hw..][..hw];
+                    let out_bins = &mut out_row[ch * bins..(ch + 1) * bins];
+                    pool_plane(plane, level.dims.w, s, pw, out_bins);
                 }
             }
         });
     Ok(out)
 }
 
-/// Backward pass: `grad [K, C, pooled_h, pooled_w]`, `rois [K * 5]` → `grad_input [N, C, H, W]`.
-pub(crate) fn backward(grad: &[f32], rois: &[f32], d: Dims, p: Params) -> Result<Vec<f32>> {
-    let k = rois.len() / 5;
-    let bins = p.pooled_h * p.pooled_w;
-    let hw = d.h * d.w;
-    let mut grad_input = vec![0f32; d.n * d.c * hw];
-    if grad_input.is_empty() || k == 0 || bins == 0 {
+/// Backward for one level: the gradient w.r.t. level `index` (of `dims`, pooled with `params`)
+/// from `grad`, the gradient of a forward over `rois`; rows of other levels contribute nothing.
+///
+/// # Shapes
+/// `grad [rois.len(), C, pooled_h, pooled_w]` → `[N, C, H, W]` (`dims`)
+pub(crate) fn backward(
+    grad: &[f32],
+    rois: &[Roi],
+    index: usize,
+    dims: Dims,
+    params: Params,
+) -> Result<Vec<f32>> {
+    let Dims { n, c, h, w } = dims;
+    let (ph, pw) = (params.pooled_h, params.pooled_w);
+    let bins = ph * pw;
+    let hw = h * w;
+    let mut grad_input = vec![0f32; n * c * hw];
+    if grad_input.is_empty() || rois.is_empty() || bins == 0 {
         return Ok(grad_input);
     }
-    let geoms: Vec<Geometry> = (0..k)
-        .into_par_iter()
-        .map(|r| geometry(r, &rois[5 * r..5 * r + 5], d, p))
-        .collect::<Result<_>>()?;
-    // Channel groups, one per thread: each scatters into its own [N, HW, group] slab.
-    let threads = rayon::current_num_threads().clamp(1, d.c);
-    let group = d.c.div_ceil(threads);
-    let slabs: Vec<(usize, Vec<f32>)> = (0..d.c)
-        .step_by(group)
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map(|c0| {
-            let cg = group.min(d.c - c0);
-            let mut slab = vec![0f32; d.n * hw * cg];
-            let mut g_bin = vec![0f32; cg];
-            for (r, g) in geoms.iter().enumerate() {
-                let grad_r = &grad[r * d.c * bins..(r + 1) * d.c * bins];
-                let image = &mut slab[g.batch * hw * cg..(g.batch + 1) * hw * cg];
-                for bin in 0..bins {
-                    for (j, v) in g_bin.iter_mut().enumerate() {
-                        *v = grad_r[(c0 + j) * bins + bin] / g.count;
-                    }
-                    for s in &g.samples[bin * g.per_bin..(bin + 1) * g.per_bin] {
-                        for (&q, &w) in s.pos.iter().zip(&s.w) {
-                            let q = q as usize * cg;
-                            for (dst, &gv) in image[q..q + cg].iter_mut().zip(&g_bin) {
-                                *dst += gv * w;
-                            }
-                        }
-                    }
-                }
-            }
-            (c0, slab)
-        })
-        .collect();
-    // [N, HW, group] slabs → [N, C, H, W], one (image, channel) plane per task.
+    let samplings = samplings(rois, |l| (l == index).then_some((dims, params)))?;
+    // The rows of each image, so that a plane task visits only its own RoIs.
+    let mut rows_of_image: Vec<Vec<(usize, &Sampling)>> = vec![Vec::new(); n];
+    for (row, s) in samplings.iter().enumerate() {
+        if let Some((_, s)) = s {
+            rows_of_image[s.batch].push((row, s));
+        }
+    }
     grad_input
         .par_chunks_mut(hw)
         .enumerate()
-        .for_each(|(plane, dst)| {
-            let (b, ch) = (plane / d.c, plane % d.c);
-            let (c0, slab) = &slabs[ch / group];
-            let cg = group.min(d.c - c0);
-            let j = ch - c0;
-            let src = &slab[b * hw * cg..(b + 1) * hw * cg];
-            for (q, o) in dst.iter_mut().enumerate() {
-                *o = src[q * cg + j];
+        .for_each(|(plane_index, plane)| {
+            let (b, ch) = (plane_index / c, plane_index % c);
+            for &(row, s) in &rows_of_image[b] {
+                let g = &grad[(row * c + ch) * bins..][..bins];
+                scatter_plane(plane, w, s, pw, g);
             }
         });
     Ok(grad_input)
+}
+
+/// The sampling of every row whose level `level_of` describes, with that level's index;
+/// `None` for the other rows.
+fn samplings(
+    rois: &[Roi],
+    level_of: impl Fn(usize) -> Option<(Dims, Params)> + Sync,
+) -> Result<Vec<Option<(usize, Sampling)>>> {
+    rois.par_iter()
+        .enumerate()
+        .map(
+            |(row, r)| match r.level.and_then(|l| Some((l, level_of(l)?))) {
+                Some((l, (dims, params))) => Ok(Some((l, sampling(row, r.roi, dims, params)?))),
+                None => Ok(None),
+            },
+        )
+        .collect()
+}
+
+/// The rows of a `[K, 5]` RoI tensor, all pooled from level 0.
+pub(crate) fn single_level(rois: &[f32]) -> Vec<Roi> {
+    rois.chunks_exact(5)
+        .map(|r| Roi {
+            roi: [r[0], r[1], r[2], r[3], r[4]],
+            level: Some(0),
+        })
+        .collect()
+}
+
+/// The four weights of the sample at row tap `y`, column tap `x` (torchvision's w1..w4).
+#[inline(always)]
+fn weights(y: &Tap, x: &Tap) -> [f32; 4] {
+    [y.h * x.h, y.h * x.l, y.l * x.h, y.l * x.l]
+}
+
+/// One RoI, one channel: `out[by * pw + bx]` = the average of bin `(by, bx)`'s samples, summed
+/// in torchvision's order (row sample, then column sample).
+fn pool_plane(plane: &[f32], width: usize, s: &Sampling, pw: usize, out: &mut [f32]) {
+    let (gh, gw) = (s.grid_h, s.grid_w);
+    for (by, out_row) in out.chunks_exact_mut(pw).enumerate() {
+        for y in s.ys[by * gh..(by + 1) * gh].iter().flatten() {
+            let lo = &plane[y.lo * width..][..width];
+            let hi = &plane[y.hi * width..][..width];
+            for (bx, o) in out_row.iter_mut().enumerate() {
+                let mut acc = *o;
+                for x in s.xs[bx * gw..(bx + 1) * gw].iter().flatten() {
+                    let [w1, w2, w3, w4] = weights(y, x);
+                    acc += w1 * lo[x.lo] + w2 * lo[x.hi] + w3 * hi[x.lo] + w4 * hi[x.hi];
+                }
+                *o = acc;
+            }
+        }
+    }
+    for o in out {
+        *o /= s.count;
+    }
+}
+
+/// One RoI, one channel of the backward: each sample of bin `(by, bx)` adds
+/// `g[by * pw + bx] / count` times its four weights to its four pixels.
+fn scatter_plane(plane: &mut [f32], width: usize, s: &Sampling, pw: usize, g: &[f32]) {
+    let (gh, gw) = (s.grid_h, s.grid_w);
+    for (by, g_row) in g.chunks_exact(pw).enumerate() {
+        for y in s.ys[by * gh..(by + 1) * gh].iter().flatten() {
+            let (lo, hi) = (y.lo * width, y.hi * width);
+            for (bx, &gv) in g_row.iter().enumerate() {
+                let gv = gv / s.count;
+                for x in s.xs[bx * gw..(bx + 1) * gw].iter().flatten() {
+                    let [w1, w2, w3, w4] = weights(y, x);
+                    plane[lo + x.lo] += gv * w1;
+                    plane[lo + x.hi] += gv * w2;
+                    plane[hi + x.lo] += gv * w3;
+                    plane[hi + x.hi] += gv * w4;
+                }
+            }
+        }
+    }
 }

@@ -14,7 +14,7 @@
 //! (`RoiAlignBackward`) with `apply_op2_no_bwd`, giving the gradient w.r.t. the features
 //! (none w.r.t. the RoIs, as in torchvision).
 
-mod cpu;
+pub(crate) mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
 
@@ -121,7 +121,12 @@ impl CustomOp2 for RoiAlign {
     ) -> Result<(CpuStorage, Shape)> {
         let input = contiguous_f32(OP, s1, l1)?;
         let rois = contiguous_f32(OP, s2, l2)?;
-        let out = cpu::forward(input, self.dims, rois, self.params)?;
+        let level = cpu::Level {
+            data: input,
+            dims: self.dims,
+            params: self.params,
+        };
+        let out = cpu::forward(&[level], &cpu::single_level(rois))?;
         let shape = Shape::from((
             rois.len() / 5,
             self.dims.c,
@@ -184,7 +189,8 @@ impl CustomOp2 for RoiAlignBackward {
     ) -> Result<(CpuStorage, Shape)> {
         let grad = contiguous_f32("roi_align_backward", s1, l1)?;
         let rois = contiguous_f32("roi_align_backward", s2, l2)?;
-        let out = cpu::backward(grad, rois, self.dims, self.params)?;
+        let rois = cpu::single_level(rois);
+        let out = cpu::backward(grad, &rois, 0, self.dims, self.params)?;
         let Dims { n, c, h, w } = self.dims;
         Ok((CpuStorage::F32(out), Shape::from((n, c, h, w))))
     }
