@@ -18,8 +18,9 @@ const PX: usize = 32;
 /// Output channels per register block.
 const CB: usize = 4;
 
-/// Whether the direct kernel is the better choice: grouped convs with at most 32 channels per
-/// group (stride 1 or 2), and tiny dense ones (measured with `tests/conv_speed.rs`).
+/// Whether the direct kernel is used: grouped convs with at most 32 channels per group (stride
+/// 1 or 2), and tiny dense ones. Not yet measured shape by shape against im2col + gemm (the
+/// stride-2 and 16/32-channels-per-group cases went to im2col before; issue 13).
 pub(super) fn prefer_direct(geo: &Geometry) -> bool {
     geo.stride <= 2 && ((geo.groups > 1 && geo.cg() <= 32) || geo.kk() <= 72)
 }
