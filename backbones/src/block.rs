@@ -5,6 +5,7 @@ use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::conv::{Conv2d, ConvConfig, ConvInit};
+use crate::conv_bn::ConvBn;
 use crate::frozen_batch_norm::FrozenBatchNorm2d;
 
 /// How the C transformations of a block are aggregated (paper Fig. 3). All three compute the
@@ -23,16 +24,14 @@ pub enum BlockForm {
 
 /// `relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x))))))) + shortcut(x))`, where conv2 is the
 /// grouped 3x3 (carrying the stride) and shortcut is `downsample` (1x1 conv + BN) when the
-/// shape changes, else identity.
+/// shape changes, else identity. Each conv + BN pair is a [`ConvBn`] (folded at load time
+/// when its weights are fixed).
 #[derive(Debug, Clone)]
 pub struct Bottleneck {
-    conv1: Conv2d,
-    bn1: FrozenBatchNorm2d,
-    conv2: Conv2d,
-    bn2: FrozenBatchNorm2d,
-    conv3: Conv2d,
-    bn3: FrozenBatchNorm2d,
-    downsample: Option<(Conv2d, FrozenBatchNorm2d)>,
+    conv1: ConvBn,
+    conv2: ConvBn,
+    conv3: ConvBn,
+    downsample: Option<ConvBn>,
     groups: usize,
     form: BlockForm,
 }
@@ -59,27 +58,29 @@ impl Bottleneck {
         } = shape;
         let init = ConvInit::KaimingNormalFanOut;
         let one = ConvConfig::new(1, 0, 1);
-        let conv1 = Conv2d::load(vb.pp("conv1"), (cin, width, 1), one, false, init)?;
+        let conv_bn = |conv: &str, bn: &str, sizes: (usize, usize, usize), cfg| -> Result<ConvBn> {
+            let c = Conv2d::load(vb.pp(conv), sizes, cfg, false, init)?;
+            ConvBn::new(c, FrozenBatchNorm2d::new(sizes.1, eps, vb.pp(bn))?)
+        };
+        let conv1 = conv_bn("conv1", "bn1", (cin, width, 1), one)?;
         let conv2_cfg = ConvConfig::new(stride, 1, groups);
-        let conv2 = Conv2d::load(vb.pp("conv2"), (width, width, 3), conv2_cfg, false, init)?;
-        let conv3 = Conv2d::load(vb.pp("conv3"), (width, cout, 1), one, false, init)?;
+        let conv2 = conv_bn("conv2", "bn2", (width, width, 3), conv2_cfg)?;
+        let conv3 = conv_bn("conv3", "bn3", (width, cout, 1), one)?;
         let downsample = if stride != 1 || cin != cout {
             let cfg = ConvConfig::new(stride, 0, 1);
-            let conv = Conv2d::load(vb.pp("downsample.0"), (cin, cout, 1), cfg, false, init)?;
-            Some((
-                conv,
-                FrozenBatchNorm2d::new(cout, eps, vb.pp("downsample.1"))?,
-            ))
+            Some(conv_bn(
+                "downsample.0",
+                "downsample.1",
+                (cin, cout, 1),
+                cfg,
+            )?)
         } else {
             None
         };
         Ok(Self {
             conv1,
-            bn1: FrozenBatchNorm2d::new(width, eps, vb.pp("bn1"))?,
             conv2,
-            bn2: FrozenBatchNorm2d::new(width, eps, vb.pp("bn2"))?,
             conv3,
-            bn3: FrozenBatchNorm2d::new(cout, eps, vb.pp("bn3"))?,
             downsample,
             groups,
             form,
@@ -97,68 +98,53 @@ impl Bottleneck {
     /// # Shapes
     /// `x: [N, Cin, H, W]` -> `[N, Cout, ceil(H / stride), ceil(W / stride)]`
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = match self.form {
-            BlockForm::Grouped => self.forward_grouped(x)?,
-            BlockForm::ConcatThenConv => self.bn3.forward(&self.forward_concat(x)?)?,
-            BlockForm::SumOfPaths => self.bn3.forward(&self.forward_sum(x)?)?,
-        }; // [N, Cout, Ho, Wo]
         let shortcut = match &self.downsample {
-            Some((conv, bn)) => bn.forward_after(conv, x)?,
+            Some(conv_bn) => conv_bn.forward(x, None, false)?,
             None => x.clone(),
         };
-        (y + shortcut)?.relu()
-    }
-
-    /// bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) with conv2 grouped: form (c), each
-    /// BN folded into its conv.
-    fn forward_grouped(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.bn1.forward_after(&self.conv1, x)?.relu()?; // [N, width, H, W]
-        let y = self.bn2.forward_after(&self.conv2, &y)?.relu()?; // [N, width, Ho, Wo]
-        self.bn3.forward_after(&self.conv3, &y)
+        match self.form {
+            // Form (c), the residual add and the last ReLU inside conv3's kernel when fused.
+            BlockForm::Grouped => {
+                let y = self.conv1.forward(x, None, true)?; // [N, width, H, W]
+                let y = self.conv2.forward(&y, None, true)?; // [N, width, Ho, Wo]
+                self.conv3.forward(&y, Some(&shortcut), true) // [N, Cout, Ho, Wo]
+            }
+            BlockForm::ConcatThenConv => (self.forward_concat(x)? + shortcut)?.relu(),
+            BlockForm::SumOfPaths => (self.forward_sum(x)? + shortcut)?.relu(),
+        }
     }
 
     /// Path `g` up to its 3x3 output: `[N, d, Ho, Wo]` with `d = width / C`.
     fn path(&self, x: &Tensor, g: usize) -> Result<Tensor> {
         let d = self.conv2.weight().dim(0)? / self.groups;
-        let conv1 = Conv2d::new(
-            self.conv1.weight().narrow(0, g * d, d)?,
-            None,
-            self.conv1.config(),
-        );
-        let mut cfg = self.conv2.config();
-        cfg.groups = 1;
-        let conv2 = Conv2d::new(self.conv2.weight().narrow(0, g * d, d)?, None, cfg);
-        let y = self
-            .bn1
-            .narrow(g * d, d)?
-            .forward(&conv1.forward(x)?)?
-            .relu()?; // [N, d, H, W]
-        self.bn2
-            .narrow(g * d, d)?
-            .forward(&conv2.forward(&y)?)?
-            .relu()
+        let y = self.conv1.narrow(g * d, d, 1)?.forward(x, None, true)?; // [N, d, H, W]
+        self.conv2.narrow(g * d, d, 1)?.forward(&y, None, true)
     }
 
-    /// Form (b): concatenate the C paths, then the full 1x1 conv3.
+    /// Form (b): concatenate the C paths, then the full 1x1 conv3 and its BN.
     fn forward_concat(&self, x: &Tensor) -> Result<Tensor> {
         let paths = (0..self.groups)
             .map(|g| self.path(x, g))
             .collect::<Result<Vec<_>>>()?;
-        self.conv3.forward(&Tensor::cat(&paths, 1)?) // [N, Cout, Ho, Wo]
+        let cat = Tensor::cat(&paths, 1)?; // [N, width, Ho, Wo]
+        self.conv3
+            .finish(&self.conv3.conv_with(&cat, self.conv3.weight())?) // [N, Cout, Ho, Wo]
     }
 
-    /// Form (a): each path has its own slice of conv3 (`[Cout, d]`); the outputs are summed.
+    /// Form (a): each path has its own slice of conv3 (`[Cout, d]`); the outputs are summed,
+    /// then conv3's BN.
     fn forward_sum(&self, x: &Tensor) -> Result<Tensor> {
         let d = self.conv2.weight().dim(0)? / self.groups;
         let mut sum: Option<Tensor> = None;
         for g in 0..self.groups {
             let w3 = self.conv3.weight().narrow(1, g * d, d)?.contiguous()?; // [Cout, d, 1, 1]
-            let y = Conv2d::new(w3, None, self.conv3.config()).forward(&self.path(x, g)?)?;
+            let y = self.conv3.conv_with(&self.path(x, g)?, &w3)?;
             sum = Some(match sum {
                 Some(s) => (s + y)?,
                 None => y,
             });
         }
-        Ok(sum.expect("a block has at least one group"))
+        self.conv3
+            .finish(&sum.expect("a block has at least one group"))
     }
 }

@@ -107,13 +107,60 @@ impl Conv2d {
         self.config
     }
 
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
     /// # Shapes
     /// `x: [N, Cin, H, W]` -> `[N, Cout, (H + 2p - k) / s + 1, (W + 2p - k) / s + 1]`
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, None, false)
+    }
+
+    /// `relu?(self.forward(x) + residual)`. On CPU in f32, when nothing needs a gradient
+    /// (inference, frozen layers), one kernel does it all, adding the bias, the residual and the
+    /// ReLU to each output tile while it is in cache
+    /// ([`crate::conv_kernel::conv2d_fused`]); otherwise the same composed of differentiable
+    /// ops.
+    ///
+    /// # Shapes
+    /// `x: [N, Cin, H, W]`, `residual: [N, Cout, Ho, Wo]` -> `[N, Cout, Ho, Wo]`
+    pub fn forward_with(
+        &self,
+        x: &Tensor,
+        residual: Option<&Tensor>,
+        relu: bool,
+    ) -> Result<Tensor> {
+        let inputs = [Some(x), Some(&self.weight), self.bias.as_ref(), residual];
+        let fusable = inputs
+            .iter()
+            .flatten()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && !t.track_op());
+        if fusable {
+            let c = self.config;
+            return crate::conv_kernel::conv2d_fused(
+                x,
+                &self.weight,
+                self.bias.as_ref(),
+                residual,
+                relu,
+                c.stride,
+                c.padding,
+                c.groups,
+            );
+        }
         let y = conv2d(x, &self.weight, self.config)?;
-        match &self.bias {
-            Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
-            None => Ok(y),
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)?,
+            None => y,
+        };
+        let y = match residual {
+            Some(r) => (y + r)?,
+            None => y,
+        };
+        match relu {
+            true => y.relu(),
+            false => Ok(y),
         }
     }
 }

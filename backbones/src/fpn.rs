@@ -58,9 +58,10 @@ impl Fpn {
         let mut last = self.inner_blocks[levels - 1].forward(&features[levels - 1])?; // [N, F, H5, W5]
         let mut results = vec![self.layer_blocks[levels - 1].forward(&last)?];
         for i in (0..levels - 1).rev() {
-            let lateral = self.inner_blocks[i].forward(&features[i])?; // [N, F, Hi, Wi]
-            let (_, _, h, w) = lateral.dims4()?;
-            last = (lateral + upsample_nearest(&last, h, w)?)?;
+            let (_, _, h, w) = features[i].dims4()?;
+            let top_down = upsample_nearest(&last, h, w)?; // [N, F, Hi, Wi]
+                                                           // The lateral 1x1 conv with the top-down add fused into it.
+            last = self.inner_blocks[i].forward_with(&features[i], Some(&top_down), false)?;
             results.push(self.layer_blocks[i].forward(&last)?);
         }
         results.reverse();

@@ -12,7 +12,9 @@
 //!   backward without candle's stride-2 parity bug), on CUDA our cuDNN op (`conv_cudnn`,
 //!   `cuda` feature), else candle's `conv2d`.
 //! - [`oom`]: recognising a CUDA out-of-memory error and saying what to lower.
-//! - [`FrozenBatchNorm2d`]: fixed BN, configurable eps.
+//! - [`FrozenBatchNorm2d`]: fixed BN, configurable eps; [`conv_bn::ConvBn`]: a conv + BN pair,
+//!   folded once at load time when its weights are fixed, then run as one fused CPU kernel
+//!   (bias, residual add and ReLU in the conv's output loop).
 //! - [`weights`]: `.safetensors` / `.pth` → [`WeightMap`] (names normalised to a detector's
 //!   state dict) → [`CheckedWeights`], a `VarBuilder` backend that checks shapes and records
 //!   which keys were used.
@@ -22,6 +24,7 @@ pub mod arch;
 pub mod backbone;
 pub mod block;
 pub mod conv;
+pub mod conv_bn;
 #[cfg(feature = "cuda")]
 pub mod conv_cudnn;
 pub mod conv_kernel;

@@ -7,13 +7,13 @@ use candle_nn::VarBuilder;
 use crate::arch::ResNextConfig;
 use crate::block::{BlockForm, BlockShape, Bottleneck};
 use crate::conv::{subsample, Conv2d, ConvConfig, ConvInit};
+use crate::conv_bn::ConvBn;
 use crate::frozen_batch_norm::FrozenBatchNorm2d;
 
 /// The ResNet/ResNeXt body; each stage is reachable on its own.
 #[derive(Debug, Clone)]
 pub struct ResNext {
-    conv1: Conv2d,
-    bn1: FrozenBatchNorm2d,
+    conv1: ConvBn,
     stages: [Vec<Bottleneck>; 4],
 }
 
@@ -31,6 +31,7 @@ impl ResNext {
             init,
         )?;
         let bn1 = FrozenBatchNorm2d::new(cfg.stem_channels, cfg.bn_eps, vb.pp("bn1"))?;
+        let conv1 = ConvBn::new(conv1, bn1)?;
         let mut in_channels = cfg.stem_channels;
         let mut stages: [Vec<Bottleneck>; 4] = Default::default();
         for (s, stage) in stages.iter_mut().enumerate() {
@@ -52,7 +53,7 @@ impl ResNext {
                 in_channels = shape.out_channels;
             }
         }
-        Ok(Self { conv1, bn1, stages })
+        Ok(Self { conv1, stages })
     }
 
     /// The same body with every block computed in `form`.
@@ -76,7 +77,7 @@ impl ResNext {
     /// # Shapes
     /// `x: [N, 3, H, W]` -> `[N, 64, H4, W4]` with `H2 = (H - 1) / 2 + 1`, `H4 = (H2 - 1) / 2 + 1`
     pub fn forward_stem(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.bn1.forward_after(&self.conv1, x)?.relu()?; // [N, 64, H2, W2]
+        let y = self.conv1.forward(x, None, true)?; // [N, 64, H2, W2]
         max_pool_3x3_s2_p1(&y)
     }
 

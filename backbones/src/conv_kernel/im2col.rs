@@ -20,6 +20,48 @@ pub(super) struct Geometry {
 }
 
 impl Geometry {
+    /// The geometry of `conv2d(x, weight, stride, padding, groups)`, or an error naming the
+    /// shapes when they do not fit together.
+    pub fn new(
+        (n, c, h, w): (usize, usize, usize, usize),
+        (cout, cg, k, k2): (usize, usize, usize, usize),
+        stride: usize,
+        padding: usize,
+        groups: usize,
+    ) -> Result<Self> {
+        if k != k2
+            || groups == 0
+            || !c.is_multiple_of(groups)
+            || !cout.is_multiple_of(groups)
+            || cg != c / groups
+            || stride == 0
+        {
+            candle_core::bail!(
+                "conv2d: input {:?}, weight {:?}, groups {groups}, stride {stride}: incompatible",
+                (n, c, h, w),
+                (cout, cg, k, k2)
+            )
+        }
+        if h + 2 * padding < k || w + 2 * padding < k {
+            candle_core::bail!(
+                "conv2d: input {h}x{w} with padding {padding} is smaller than the {k}x{k} kernel"
+            )
+        }
+        Ok(Self {
+            n,
+            c,
+            h,
+            w,
+            cout,
+            groups,
+            k,
+            stride,
+            pad: padding,
+            ho: (h + 2 * padding - k) / stride + 1,
+            wo: (w + 2 * padding - k) / stride + 1,
+        })
+    }
+
     pub fn cg(&self) -> usize {
         self.c / self.groups
     }

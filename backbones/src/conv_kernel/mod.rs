@@ -11,11 +11,18 @@
 //! for stride 2 when H and W have different parities. This op has neither problem, and skips
 //! dX when the input needs no gradient (frozen layers). f32 only.
 mod direct;
+mod epilogue;
+mod forward;
+mod fused;
 mod im2col;
+mod pointwise;
 mod shift_gemm;
 mod winograd;
 
+pub use fused::conv2d_fused;
+
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use epilogue::Epilogue;
 use gemm::Parallelism;
 use im2col::{col2im, im2col, matmul, slice, Geometry, SyncPtr};
 use rayon::prelude::*;
@@ -31,41 +38,7 @@ pub fn conv2d(
     padding: usize,
     groups: usize,
 ) -> Result<Tensor> {
-    let (n, c, h, w) = x.dims4()?;
-    let (cout, cg, k, k2) = weight.dims4()?;
-    if k != k2
-        || groups == 0
-        || !c.is_multiple_of(groups)
-        || !cout.is_multiple_of(groups)
-        || cg != c / groups
-        || stride == 0
-    {
-        candle_core::bail!(
-            "conv2d: input {:?}, weight {:?}, groups {groups}, stride {stride}: incompatible",
-            x.dims(),
-            weight.dims()
-        )
-    }
-    if h + 2 * padding < k || w + 2 * padding < k {
-        candle_core::bail!(
-            "conv2d: input {h}x{w} with padding {padding} is smaller than the {k}x{k} kernel"
-        )
-    }
-    let ho = (h + 2 * padding - k) / stride + 1;
-    let wo = (w + 2 * padding - k) / stride + 1;
-    let geo = Geometry {
-        n,
-        c,
-        h,
-        w,
-        cout,
-        groups,
-        k,
-        stride,
-        pad: padding,
-        ho,
-        wo,
-    };
+    let geo = Geometry::new(x.dims4()?, weight.dims4()?, stride, padding, groups)?;
     x.contiguous()?
         .apply_op2(&weight.contiguous()?, Conv { geo })
 }
@@ -89,50 +62,7 @@ impl CustomOp2 for Conv {
     ) -> Result<(CpuStorage, Shape)> {
         let geo = self.geo;
         let (x, w) = (slice(s1, l1, "input")?, slice(s2, l2, "weight")?);
-        let shape = Shape::from((geo.n, geo.cout, geo.ho, geo.wo));
-        if direct::prefer_direct(&geo) {
-            return Ok((CpuStorage::F32(direct::conv_direct(&geo, x, w)), shape));
-        }
-        if winograd::prefer_winograd(&geo) {
-            return Ok((CpuStorage::F32(winograd::conv_winograd(&geo, x, w)), shape));
-        }
-        if shift_gemm::prefer_shift_gemm(&geo) {
-            return Ok((
-                CpuStorage::F32(shift_gemm::conv_shift_gemm(&geo, x, w)),
-                shape,
-            ));
-        }
-        let (hw, kk, mg, slab) = (geo.hw_out(), geo.kk(), geo.mg(), geo.cg() * geo.h * geo.w);
-        let mut out = vec![0f32; geo.n * geo.cout * hw]; // [N, Cout, Ho*Wo]
-        let dst = SyncPtr(out.as_mut_ptr());
-        let tiles = geo.tiles();
-        let tasks: Vec<(usize, usize, usize)> = (0..geo.n * geo.groups)
-            .flat_map(|ng| (0..tiles.len()).map(move |t| (ng / geo.groups, ng % geo.groups, t)))
-            .collect();
-        tasks
-            .par_iter()
-            .for_each_init(Vec::new, |cols: &mut Vec<f32>, &(n, g, t)| {
-                let (p0, len) = tiles[t];
-                cols.resize(kk * len, 0.0);
-                let input = &x[(n * geo.groups + g) * slab..][..slab]; // [Cin/G, H, W]
-                im2col(&geo, input, p0, len, cols);
-                // Each task writes rows g*mg..(g+1)*mg, columns p0..p0+len of image n: disjoint.
-                unsafe {
-                    let out_tile = dst.get().add((n * geo.cout + g * mg) * hw + p0);
-                    let w_g = w.as_ptr().add(g * mg * kk);
-                    matmul(
-                        (mg, len, kk),
-                        out_tile,
-                        hw,
-                        false,
-                        w_g,
-                        (kk, 1),
-                        cols.as_ptr(),
-                        (len, 1),
-                        Parallelism::None,
-                    );
-                }
-            });
+        let out = forward::forward(&geo, x, w, &Epilogue::NONE);
         Ok((
             CpuStorage::F32(out),
             Shape::from((geo.n, geo.cout, geo.ho, geo.wo)),

@@ -5,6 +5,7 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::epilogue::Epilogue;
 use super::im2col::{matmul, Geometry, SyncPtr};
 
 /// Whether this kernel is the better choice: stride 1, a real kernel, and at least 64 input
@@ -15,7 +16,7 @@ pub(super) fn prefer_shift_gemm(geo: &Geometry) -> bool {
 
 /// # Shapes
 /// `x: [N, Cin, H, W]`, `w: [Cout, Cin/G, k, k]` (both contiguous) -> `[N, Cout, Ho, Wo]`
-pub(super) fn conv_shift_gemm(geo: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+pub(super) fn conv_shift_gemm(geo: &Geometry, x: &[f32], w: &[f32], ep: &Epilogue) -> Vec<f32> {
     let (h, wd, k, pad) = (geo.h, geo.w, geo.k, geo.pad);
     let (hp, wp) = (h + 2 * pad, wd + 2 * pad);
     let plane = hp * wp;
@@ -61,6 +62,8 @@ pub(super) fn conv_shift_gemm(geo: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> 
                 }
             }
         }
+        // SAFETY: as above, this task owns row oy of group g's channels of image n.
+        unsafe { ep.apply_tile(dst.get(), (geo.cout, hw), n, (g * mg, mg), (oy * wo, wo)) };
     });
     out
 }

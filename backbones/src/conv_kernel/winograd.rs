@@ -6,6 +6,8 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::epilogue::Epilogue;
+use super::forward::apply_all;
 use super::im2col::{matmul, Geometry, SyncPtr};
 
 /// Whether this kernel applies: dense, stride 1, 3x3, enough channels for the gemms.
@@ -53,7 +55,7 @@ fn transform_filters(geo: &Geometry, w: &[f32]) -> Vec<f32> {
 /// # Shapes
 /// `x: [N, Cin, H, W]`, `w: [Cout, Cin, 3, 3]` (both contiguous) -> `[N, Cout, Ho, Wo]`
 #[allow(clippy::needless_range_loop)] // as above
-pub(super) fn conv_winograd(geo: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+pub(super) fn conv_winograd(geo: &Geometry, x: &[f32], w: &[f32], ep: &Epilogue) -> Vec<f32> {
     let (cin, cout, h, wd, pad) = (geo.c, geo.cout, geo.h, geo.w, geo.pad as isize);
     let (ho, wo) = (geo.ho, geo.wo);
     let (th, tw) = (ho.div_ceil(2), wo.div_ceil(2));
@@ -146,5 +148,7 @@ pub(super) fn conv_winograd(geo: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
             }
         }
     });
+    // Tiles write 2x2 blocks, not rows: the epilogue is one parallel pass afterwards.
+    apply_all(&mut out, geo, ep);
     out
 }

@@ -1,0 +1,87 @@
+//! Inference convolution with its epilogue fused: `relu?(conv(x, w) + bias + residual)` in one
+//! pass of the kernel. No autograd: the result is a fresh tensor without an op, so this entry
+//! refuses inputs that need a gradient (the caller composes differentiable ops instead).
+use candle_core::{CpuStorage, Result, Storage, Tensor};
+
+use super::epilogue::Epilogue;
+use super::forward::forward;
+use super::im2col::Geometry;
+
+/// `relu?(conv2d(x, weight, stride, padding, groups) + bias + residual)` on CPU f32 tensors,
+/// for inference.
+///
+/// # Shapes
+/// `x: [N, Cin, H, W]`, `weight: [Cout, Cin / groups, k, k]`, `bias: [Cout]`,
+/// `residual: [N, Cout, Ho, Wo]` -> `[N, Cout, Ho, Wo]`
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_fused(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    residual: Option<&Tensor>,
+    relu: bool,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+) -> Result<Tensor> {
+    let geo = Geometry::new(x.dims4()?, weight.dims4()?, stride, padding, groups)?;
+    let out_dims = [geo.n, geo.cout, geo.ho, geo.wo];
+    if let Some(b) = bias {
+        if b.dims() != [geo.cout] {
+            candle_core::bail!("conv2d_fused: bias {:?}, expected [{}]", b.dims(), geo.cout)
+        }
+    }
+    if let Some(r) = residual {
+        if r.dims() != out_dims {
+            candle_core::bail!(
+                "conv2d_fused: residual {:?}, expected {out_dims:?}",
+                r.dims()
+            )
+        }
+    }
+    let all = [Some(x), Some(weight), bias, residual];
+    if all.iter().flatten().any(|t| t.track_op()) {
+        candle_core::bail!("conv2d_fused: inference only, but an input needs a gradient")
+    }
+    let (x, weight) = (x.contiguous()?, weight.contiguous()?);
+    let residual = residual.map(|r| r.contiguous()).transpose()?;
+    let bias_host = bias.map(|b| b.to_vec1::<f32>()).transpose()?;
+    let out = with_f32(&x, "input", |x| {
+        with_f32(&weight, "weight", |w| match &residual {
+            Some(r) => with_f32(r, "residual", |r| {
+                let ep = Epilogue {
+                    bias: bias_host.as_deref(),
+                    residual: Some(r),
+                    relu,
+                };
+                Ok(forward(&geo, x, w, &ep))
+            }),
+            None => {
+                let ep = Epilogue {
+                    bias: bias_host.as_deref(),
+                    residual: None,
+                    relu,
+                };
+                Ok(forward(&geo, x, w, &ep))
+            }
+        })
+    })?;
+    Tensor::from_vec(out, out_dims.as_slice(), x.device())
+}
+
+/// Runs `f` on the data of a contiguous CPU f32 tensor.
+fn with_f32<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let data = match &*storage {
+        Storage::Cpu(CpuStorage::F32(d)) => d.as_slice(),
+        _ => candle_core::bail!(
+            "conv2d_fused: {what} must be an f32 CPU tensor, got {:?} on {:?}",
+            t.dtype(),
+            t.device().location()
+        ),
+    };
+    match layout.contiguous_offsets() {
+        Some((a, b)) => f(&data[a..b]),
+        None => candle_core::bail!("conv2d_fused: {what} must be contiguous"),
+    }
+}
