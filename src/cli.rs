@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::model::precision::Precision;
+
 /// Faster R-CNN with ResNeXt-FPN backbones: train, evaluate and run detectors, natively.
 #[derive(Debug, Parser)]
 #[command(name = "detect", version, about, long_about = None)]
@@ -33,6 +35,7 @@ pub enum Command {
     // Images are only read to run a model: a results file is scored without them.
     #[command(mut_arg("images", |a| a.conflicts_with("results")))]
     #[command(mut_arg("skip_bad_images", |a| a.conflicts_with("results")))]
+    #[command(mut_arg("max_image_pixels", |a| a.conflicts_with("results")))]
     Eval(EvalArgs),
     /// Detect objects in images.
     #[command(after_help = "Examples:\n  \
@@ -91,6 +94,10 @@ pub struct DatasetArgs {
     /// Turn unreadable images into counted warnings instead of errors.
     #[arg(long)]
     pub skip_bad_images: bool,
+    /// Largest image decoded, in pixels (width x height, 1..=4294967295; default 178956970,
+    /// where PIL refuses a file as a decompression bomb). Raise it for larger trusted images.
+    #[arg(long, value_name = "N")]
+    pub max_image_pixels: Option<u64>,
     /// `shapes` only: images in the training split.
     #[arg(long, value_name = "N")]
     pub shapes_train_images: Option<usize>,
@@ -144,6 +151,10 @@ pub struct TrainArgs {
     /// `cpu` or `cuda[:N]`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Math of CUDA convolutions: `tf32` (TF32 tensor cores, PyTorch's default) or `fp32`
+    /// (full f32, slower). On CPU it changes nothing: CPU kernels always compute in f32.
+    #[arg(long, value_enum, default_value_t = Precision::Tf32)]
+    pub precision: Precision,
     /// Random seed (data order, sampling, initialisation).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -196,6 +207,10 @@ pub struct EvalArgs {
     /// `cpu` or `cuda[:N]`, to run the model on (with `--weights`).
     #[arg(long, default_value = "cpu", conflicts_with = "results")]
     pub device: String,
+    /// Math of CUDA convolutions: `tf32` (TF32 tensor cores, PyTorch's default) or `fp32`
+    /// (full f32, slower). On CPU it changes nothing: CPU kernels always compute in f32.
+    #[arg(long, value_enum, default_value_t = Precision::Tf32, conflicts_with = "results")]
+    pub precision: Precision,
 }
 
 #[derive(Debug, Args)]
@@ -227,6 +242,14 @@ pub struct PredictArgs {
     /// `cpu` or `cuda[:N]`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Math of CUDA convolutions: `tf32` (TF32 tensor cores, PyTorch's default) or `fp32`
+    /// (full f32, slower). On CPU it changes nothing: CPU kernels always compute in f32.
+    #[arg(long, value_enum, default_value_t = Precision::Tf32)]
+    pub precision: Precision,
+    /// Largest image decoded, in pixels (width x height, 1..=4294967295; default 178956970,
+    /// where PIL refuses a file as a decompression bomb). Raise it for larger trusted images.
+    #[arg(long, value_name = "N")]
+    pub max_image_pixels: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -6,9 +6,10 @@
 //!                                 │ (shared: parse_device, dataset_spec, open_split)
 //!        ┌────────────────────────┼──────────────────────────┐
 //!        ▼                        ▼                          ▼
-//!   train/ options → trainer → step     model/ config, faster_rcnn,     output/ Detection,
-//!     solver/, checkpoint/, metrics,      evaluate (COCO AP over a        results (COCO JSON),
-//!     plot, progress                      split)                          draw, predict_output
+//!   train/ options → run → trainer      model/ config, faster_rcnn,     output/ Detection,
+//!     → step; solver/, checkpoint/,       evaluate (COCO AP over a        results (COCO JSON),
+//!     metrics, plot, progress             split); predict/ inputs,        draw, predict_output
+//!                                         pipeline (decode ∥ model)
 //!        ▲                        ▲
 //!        └──── weights/ params (training), load (inference), pth, discovery
 //! ```
@@ -27,6 +28,7 @@ pub mod export;
 pub mod gpu_checks;
 pub mod model;
 pub mod output;
+pub mod predict;
 pub mod report;
 pub mod train;
 pub mod weights;

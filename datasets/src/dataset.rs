@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use crate::coco::{CocoDataset, CocoError};
 use crate::formats::{read_voc, read_yolo, FormatError, Layout};
-use crate::image::{load_rgb_checked, ImageError, RgbImage};
+use crate::image::{load_rgb_checked, DecodeLimits, ImageError, RgbImage};
 use crate::shapes::{render, shapes_coco, ShapesConfig, Split};
 
 /// The environment variable naming the folder that holds named datasets (`coco/`).
@@ -201,11 +201,14 @@ pub enum ImageSource {
     Shapes { config: ShapesConfig, split: Split },
 }
 
-/// A split of a dataset: its COCO records and where to read each image.
+/// A split of a dataset: its COCO records, where to read each image and the limits its files
+/// are decoded under.
 #[derive(Debug, Clone)]
 pub struct Dataset {
     pub coco: CocoDataset,
     pub images: ImageSource,
+    /// Checked on each file's header before decoding (default: [`DecodeLimits::default`]).
+    pub decode_limits: DecodeLimits,
 }
 
 impl Dataset {
@@ -218,6 +221,7 @@ impl Dataset {
                     config: config.clone(),
                     split,
                 },
+                decode_limits: DecodeLimits::default(),
             }),
             DatasetSpec::Files {
                 annotations,
@@ -235,6 +239,7 @@ impl Dataset {
                 Ok(Dataset {
                     coco: read_voc(roots, name)?.coco,
                     images: ImageSource::FileNames,
+                    decode_limits: DecodeLimits::default(),
                 })
             }
             DatasetSpec::Yolo { data_yaml } => {
@@ -245,6 +250,7 @@ impl Dataset {
                 Ok(Dataset {
                     coco: read_yolo(data_yaml, name)?,
                     images: ImageSource::FileNames,
+                    decode_limits: DecodeLimits::default(),
                 })
             }
             DatasetSpec::Coco { root } => {
@@ -294,7 +300,16 @@ impl Dataset {
         Ok(Dataset {
             coco,
             images: ImageSource::Folder(images.to_path_buf()),
+            decode_limits: DecodeLimits::default(),
         })
+    }
+
+    /// The same dataset, its files decoded under `limits` (`--max-image-pixels`).
+    pub fn with_decode_limits(self, limits: DecodeLimits) -> Self {
+        Dataset {
+            decode_limits: limits,
+            ..self
+        }
     }
 
     /// Number of images.
@@ -315,7 +330,8 @@ impl Dataset {
         }
     }
 
-    /// Decodes image `index` to RGB, checking its size against the record's width/height.
+    /// Decodes image `index` to RGB under [`Dataset::decode_limits`], checking its size
+    /// against the record's width/height.
     pub fn load_image(&self, index: usize) -> Result<RgbImage, ImageError> {
         let info = &self.coco.images[index];
         match &self.images {
@@ -323,6 +339,7 @@ impl Dataset {
                 &self.image_path(index),
                 info.width as usize,
                 info.height as usize,
+                &self.decode_limits,
             ),
             ImageSource::Shapes { config, split } => Ok(render(config, *split, index).0),
         }

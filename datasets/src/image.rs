@@ -61,6 +61,11 @@ impl Default for DecodeLimits {
 }
 
 impl DecodeLimits {
+    /// The `max_pixels` a caller may ask for: at least one pixel, at most `u32::MAX`
+    /// (4,294,967,295), which every JPEG fits (its sides are at most 65,535) and which is
+    /// already 12 GiB of RGB pixels.
+    pub const MAX_PIXELS_RANGE: std::ops::RangeInclusive<u64> = 1..=u32::MAX as u64;
+
     /// `Err(TooLarge)` naming `path` when `width x height` is over the limit.
     fn check(&self, width: usize, height: usize, path: &Path) -> Result<(), ImageError> {
         if (width as u64).saturating_mul(height as u64) > self.max_pixels {
@@ -90,7 +95,8 @@ pub enum ImageError {
     Truncated { path: PathBuf },
     #[error(
         "image {path} is {width}x{height} pixels ({} pixels), over the limit of {max_pixels} \
-         pixels (width x height)", *width as u64 * *height as u64
+         pixels (width x height); if the file is trusted, raise the limit with \
+         --max-image-pixels", *width as u64 * *height as u64
     )]
     TooLarge {
         path: PathBuf,
@@ -134,23 +140,29 @@ fn format_of(bytes: &[u8], path: &Path) -> Result<Format, ImageError> {
     }
 }
 
-/// Reads and decodes an image file to RGB.
+/// Reads and decodes an image file to RGB under the default [`DecodeLimits`].
 pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageError> {
+    load_rgb_with_limits(path, &DecodeLimits::default())
+}
+
+/// [`load_rgb`] with explicit limits.
+pub fn load_rgb_with_limits(path: &Path, limits: &DecodeLimits) -> Result<RgbImage, ImageError> {
     let bytes = std::fs::read(path).map_err(|source| ImageError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    decode_rgb(&bytes, path)
+    decode_rgb_with_limits(&bytes, path, limits)
 }
 
-/// Reads and decodes an image file to RGB and checks its size against the annotation's
-/// `width x height`.
+/// Reads and decodes an image file to RGB under `limits` and checks its size against the
+/// annotation's `width x height`.
 pub fn load_rgb_checked(
     path: &Path,
     expected_width: usize,
     expected_height: usize,
+    limits: &DecodeLimits,
 ) -> Result<RgbImage, ImageError> {
-    let image = load_rgb(path)?;
+    let image = load_rgb_with_limits(path, limits)?;
     if (image.width, image.height) != (expected_width, expected_height) {
         return Err(ImageError::SizeMismatch {
             path: path.to_path_buf(),

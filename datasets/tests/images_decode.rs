@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use datasets::dataset::Dataset;
-use datasets::image::{load_rgb, load_rgb_checked, ImageError};
+use datasets::image::{load_rgb, load_rgb_checked, DecodeLimits, ImageError};
 use datasets::loader::{DataLoader, LoaderConfig, LoaderError, Mode};
 use datasets::transforms::TransformConfig;
 
@@ -21,7 +21,7 @@ fn temp_dir(name: &str) -> PathBuf {
 fn grayscale_image_86_decodes_to_rgb() {
     let Some(data) = shared_data() else { return };
     let path = data.join("coco128/images/000000000086.jpg");
-    let image = load_rgb_checked(&path, 512, 640).unwrap();
+    let image = load_rgb_checked(&path, 512, 640, &DecodeLimits::default()).unwrap();
     assert_eq!(image.pixels.len(), 512 * 640 * 3);
     assert!(image.pixels.chunks(3).all(|p| p[0] == p[1] && p[1] == p[2]));
     assert!(image.pixels.chunks(3).any(|p| p[0] != image.pixels[0]));

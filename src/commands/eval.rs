@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::atomic::write_atomically;
 use crate::cli::EvalArgs;
-use crate::commands::{dataset_spec, open_split, parse_device};
+use crate::commands::{dataset_spec, decode_limits, open_split, parse_device};
 use crate::model::evaluate::{evaluate, EvalPass};
 use crate::weights::load::load_detector;
 use crate::weights::registry::{WeightsKind, WeightsRef};
@@ -45,7 +45,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         }
         _ => {
             let spec = dataset_spec(&args.data)?.context("no dataset")?;
-            let gt = open_split(&spec, Split::Val)?.coco.clone();
+            let gt = open_split(&spec, Split::Val, Default::default())?
+                .coco
+                .clone();
             (gt, Some(spec))
         }
     };
@@ -88,14 +90,16 @@ fn run_model(args: &EvalArgs, resolved: &ResolvedWeights) -> anyhow::Result<()> 
         "`detect eval --weights` needs a dataset: --dataset NAME, --annotations FILE.json \
          --images DIR, --annotations VOC_ROOT or --annotations data.yaml",
     )?;
+    let limits = decode_limits(args.data.max_image_pixels)?;
     let device = parse_device(&args.device)?;
+    args.precision.apply();
     let loaded = load_detector(
         resolved,
         args.backbone.as_deref(),
         args.categories.as_deref(),
         &device,
     )?;
-    let dataset = open_split(&spec, Split::Val)?;
+    let dataset = open_split(&spec, Split::Val, limits)?;
     let dataset_categories = dataset.coco.category_map();
     let labels = &loaded.labels;
     let known: std::collections::HashSet<u64> =

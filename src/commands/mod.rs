@@ -15,6 +15,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use candle_core::Device;
 use datasets::dataset::{Dataset, DatasetSpec};
+use datasets::image::DecodeLimits;
 use datasets::shapes::Split;
 
 use crate::cli::DatasetArgs;
@@ -36,6 +37,9 @@ pub fn dataset_spec(args: &DatasetArgs) -> anyhow::Result<Option<DatasetSpec>> {
     };
     let spec = with_voc_splits(spec, args)?;
     match spec {
+        Some(DatasetSpec::Shapes(_)) if args.max_image_pixels.is_some() => {
+            bail!("--max-image-pixels applies to image files, not to the rendered `shapes` dataset")
+        }
         Some(DatasetSpec::Shapes(mut c)) => {
             c.num_train = args.shapes_train_images.unwrap_or(c.num_train);
             c.num_val = args.shapes_val_images.unwrap_or(c.num_val);
@@ -100,9 +104,32 @@ pub fn parse_device(s: &str) -> anyhow::Result<Device> {
     })
 }
 
-/// Opens the training split and its category map.
-pub fn open_split(spec: &DatasetSpec, split: Split) -> anyhow::Result<Arc<Dataset>> {
-    Ok(Arc::new(Dataset::open(spec, split)?))
+/// `--max-image-pixels` (None: the default, PIL's bomb size) as decode limits, refused
+/// outside [`DecodeLimits::MAX_PIXELS_RANGE`].
+pub fn decode_limits(max_image_pixels: Option<u64>) -> anyhow::Result<DecodeLimits> {
+    let Some(max_pixels) = max_image_pixels else {
+        return Ok(DecodeLimits::default());
+    };
+    let range = DecodeLimits::MAX_PIXELS_RANGE;
+    if !range.contains(&max_pixels) {
+        bail!(
+            "--max-image-pixels must be in {}..={} pixels (width x height), got {max_pixels}",
+            range.start(),
+            range.end()
+        );
+    }
+    Ok(DecodeLimits { max_pixels })
+}
+
+/// Opens one split of a dataset, its images decoded under `limits`.
+pub fn open_split(
+    spec: &DatasetSpec,
+    split: Split,
+    limits: DecodeLimits,
+) -> anyhow::Result<Arc<Dataset>> {
+    Ok(Arc::new(
+        Dataset::open(spec, split)?.with_decode_limits(limits),
+    ))
 }
 
 #[cfg(test)]

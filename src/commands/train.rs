@@ -5,6 +5,7 @@ use crate::train::options::TrainOptions;
 /// `detect train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let options = TrainOptions::from_args(&args)?;
+    options.precision.apply();
     crate::train::trainer::train(&options).map_err(|e| {
         let largest_min = options.min_size.iter().flatten().copied().max();
         let sizes = (largest_min, options.max_size);

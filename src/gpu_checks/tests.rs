@@ -6,6 +6,8 @@ use candle_core::{Device, Tensor};
 
 use super::compare::{max_abs_diff, max_rel_diff, Check};
 use super::*;
+/// The TF32 switch is process-wide: tests that touch it take turns.
+use crate::model::precision::SWITCH_LOCK as TF32;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -91,9 +93,6 @@ fn a_cpu_only_build_says_it_has_no_cuda() {
     let e = cuda_device().unwrap_err();
     assert!(e.contains("built without CUDA support"), "{e}");
 }
-
-/// The TF32 switch is process-wide: tests that touch it take turns.
-static TF32: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
 fn doctor_self_check_runs_cpu_against_cpu() {

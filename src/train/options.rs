@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use anyhow::Context;
 use candle_core::Device;
 use datasets::dataset::DatasetSpec;
+use datasets::image::DecodeLimits;
 use datasets::transforms::MULTI_SCALE_MIN_SIZES;
 
 use crate::cli::TrainArgs;
-use crate::commands::{dataset_spec, parse_device};
+use crate::commands::{dataset_spec, decode_limits, parse_device};
 use crate::model::config::SHAPES_BACKBONE;
+use crate::model::precision::Precision;
 use crate::train::solver::{Schedule, SolverConfig};
 use crate::weights::registry::{Registry, WeightsRef};
 
@@ -56,6 +58,10 @@ pub struct TrainOptions {
     pub output: PathBuf,
     pub resume: bool,
     pub skip_bad_images: bool,
+    /// Checked on each image file's header before decoding (`--max-image-pixels`).
+    pub decode_limits: DecodeLimits,
+    /// The math of CUDA convolutions (`--precision`).
+    pub precision: Precision,
 }
 
 /// Iterations and batch of the `shapes` quick start (fits 10 minutes on 2 cores).
@@ -169,6 +175,8 @@ impl TrainOptions {
             output,
             resume: args.resume,
             skip_bad_images: args.data.skip_bad_images,
+            decode_limits: decode_limits(args.data.max_image_pixels)?,
+            precision: args.precision,
         })
     }
 }

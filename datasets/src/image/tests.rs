@@ -76,6 +76,8 @@ fn pixel_limit_refuses_images_above_it_and_accepts_at_it() {
         let err = decode_rgb_with_limits(&bytes, &path, &below).unwrap_err();
         assert!(matches!(err, ImageError::TooLarge { .. }), "{name}: {err}");
         assert!(err.to_string().contains(name), "{err}");
+        // The message says how to raise the limit.
+        assert!(err.to_string().contains("--max-image-pixels"), "{err}");
     }
     assert_eq!(DecodeLimits::default().max_pixels, 178_956_970);
 }
