@@ -116,15 +116,13 @@ pub fn predict_files(
         let decoder = scope.spawn(move || decode_all(paths, limits, transform, sender));
         // The receiver is dropped when this returns, early or not: the decoder then stops.
         let mut run = |receiver: Receiver<Decoded>| -> anyhow::Result<()> {
-            for index in 0..paths.len() {
+            for (index, path) in paths.iter().enumerate() {
                 let decoded = receiver
                     .recv()
                     .context("the decoding thread stopped before the last image")?;
                 let result = decoded.and_then(|(image, prepared)| {
-                    let detections =
-                        detect_prepared(model, prepared, device).with_context(|| {
-                            format!("running the detector on `{}`", paths[index].display())
-                        })?;
+                    let detections = detect_prepared(model, prepared, device)
+                        .with_context(|| format!("running the detector on `{}`", path.display()))?;
                     Ok((image, detections))
                 });
                 images += usize::from(result.is_ok());
