@@ -26,6 +26,16 @@ fn main() -> anyhow::Result<()> {
     let pairs: usize = args.get(3).map_or(Ok(5), |s| s.parse())?;
     let threads = reference::threads();
 
+    let script_args = reference::script_args(name, h, w, 1, threads);
+    // Before anything is built (see peak_rss_pair).
+    let rss = match reference::is_child() {
+        true => None,
+        false => Some(reference::peak_rss_pair(
+            &args,
+            "bench_backbone_torch.py",
+            &script_args,
+        )?),
+    };
     let dev = Device::Cpu;
     let config = BackboneConfig::from_name(name)?;
     // Every tensor freshly initialised (torchvision's schemes): the timing needs no checkpoint.
@@ -47,17 +57,16 @@ fn main() -> anyhow::Result<()> {
         "{name} backbone+FPN forward {h}x{w}, batch 1, f32, CPU, {threads} threads, load average {}",
         reference::load_average()
     );
-    let script_args = reference::script_args(name, h, w, 1, threads);
     let mut torch = reference::Reference::start("bench_backbone_torch.py", &script_args)?;
     let timed = reference::interleave(pairs, forward, &mut torch)?;
     drop(torch);
     println!("{}", timed.summary("torchvision"));
-    drop(model);
-    let rss = reference::peak_rss_pair(&args, "bench_backbone_torch.py", &script_args)?;
-    println!(
-        "{}",
-        reference::rss_summary("child process, model + warm-up + one forward", rss)
-    );
+    if let Some(rss) = rss {
+        println!(
+            "{}",
+            reference::rss_summary("child process, model + warm-up + one forward", rss)
+        );
+    }
     println!("load average at the end {}", reference::load_average());
     Ok(())
 }

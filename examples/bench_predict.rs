@@ -69,11 +69,21 @@ fn main() -> anyhow::Result<()> {
         detect_image(&model, &image, &dev)?;
         return Ok(());
     }
+    // Peak RSS of each side before this process builds anything (see peak_rss_pair).
+    let mut rss = Vec::new();
+    for name in &names {
+        let script_args = reference::script_args(name, HEIGHT, WIDTH, 1, threads);
+        rss.push(reference::peak_rss_pair(
+            &["1".to_string(), name.to_string()],
+            "bench_predict_torch.py",
+            &script_args,
+        )?);
+    }
     println!(
         "detect predict equivalent, {HEIGHT}x{WIDTH}, batch 1, f32, CPU, {threads} threads, {pairs} interleaved pairs after a warm-up, load average {}",
         reference::load_average()
     );
-    for name in names {
+    for (name, rss) in names.into_iter().zip(rss) {
         let model = build(name)?;
         let mut count = detect_image(&model, &image, &dev)?.len(); // warm-up
         let script_args = reference::script_args(name, HEIGHT, WIDTH, 1, threads);
@@ -114,11 +124,6 @@ fn main() -> anyhow::Result<()> {
             println!("{name:<18} {}", timed.summary("onnxruntime"));
         }
         drop(model);
-        let rss = reference::peak_rss_pair(
-            &["1".to_string(), name.to_string()],
-            "bench_predict_torch.py",
-            &script_args,
-        )?;
         println!(
             "{name:<18} {}",
             reference::rss_summary("child process, model + warm-up + one image", rss)

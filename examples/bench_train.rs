@@ -41,6 +41,17 @@ fn main() -> anyhow::Result<()> {
     let threads = reference::threads();
     let dev = Device::Cpu;
 
+    let mut script_args = reference::script_args(name, h, w, 1, threads);
+    script_args.extend(["--batch".to_string(), batch.to_string()]);
+    // Before anything is built (see peak_rss_pair).
+    let rss = match reference::is_child() {
+        true => None,
+        false => Some(reference::peak_rss_pair(
+            &args,
+            "bench_train_torch.py",
+            &script_args,
+        )?),
+    };
     let config = DetectorConfig::from_backbone_name(name, 91)?;
     let (model, params) = build_model(&config, Default::default(), 0, &dev)?;
     let mut sgd = Sgd::new(params.trainable(), 0.9, 1e-4)?;
@@ -78,18 +89,16 @@ fn main() -> anyhow::Result<()> {
         params.trainable().len(),
         reference::load_average()
     );
-    let mut script_args = reference::script_args(name, h, w, 1, threads);
-    script_args.extend(["--batch".to_string(), batch.to_string()]);
     let mut torch = reference::Reference::start("bench_train_torch.py", &script_args)?;
     let timed = reference::interleave(pairs, step, &mut torch)?;
     drop(torch);
     println!("{}", timed.summary("torchvision"));
-    drop((model, params, sgd));
-    let rss = reference::peak_rss_pair(&args, "bench_train_torch.py", &script_args)?;
-    println!(
-        "{}",
-        reference::rss_summary("child process, build + warm-up step + one step", rss)
-    );
+    if let Some(rss) = rss {
+        println!(
+            "{}",
+            reference::rss_summary("child process, build + warm-up step + one step", rss)
+        );
+    }
     println!("load average at the end {}", reference::load_average());
     Ok(())
 }

@@ -226,7 +226,10 @@ pub fn peak_rss(mut command: Command) -> anyhow::Result<u64> {
     Ok(usage.ru_maxrss as u64 * 1024) // Linux: kilobytes
 }
 
-/// Peak RSS in bytes of `(ours, reference)`, each as a fresh child process: ours is this
+/// Peak RSS in bytes of `(ours, reference)`, each as a fresh child process. Call it first in
+/// `main`, while this process is small: Linux carries a process's RSS high-water mark into
+/// a forked child and across `exec`, so a child of a large parent reports at least the
+/// parent's peak (seen: both sides read 17.18 GB after a training benchmark). Ours is this
 /// example re-run with `our_args` and `DETECT_BENCH_CHILD=1` (which makes it build its model and
 /// run its own side once after a warm-up, see [`is_child`]); the reference is
 /// `scripts/<script> <script_args>` run standalone.
