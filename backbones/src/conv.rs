@@ -149,19 +149,32 @@ impl Conv2d {
                 c.groups,
             );
         }
-        let y = conv2d(x, &self.weight, self.config)?;
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)?,
-            None => y,
-        };
-        let y = match residual {
-            Some(r) => (y + r)?,
-            None => y,
-        };
-        match relu {
-            true => y.relu(),
-            false => Ok(y),
-        }
+        let y = add_channel_bias(conv2d(x, &self.weight, self.config)?, self.bias.as_ref())?;
+        add_residual_relu(y, residual, relu)
+    }
+}
+
+/// `y + bias[c]` over `[N, C, H, W]` (`y` itself without a bias).
+pub(crate) fn add_channel_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    match bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
+        None => Ok(y),
+    }
+}
+
+/// `relu?(y + residual)`: the differentiable form of the fused conv epilogue's last two steps.
+pub(crate) fn add_residual_relu(
+    y: Tensor,
+    residual: Option<&Tensor>,
+    relu: bool,
+) -> Result<Tensor> {
+    let y = match residual {
+        Some(r) => (y + r)?,
+        None => y,
+    };
+    match relu {
+        true => y.relu(),
+        false => Ok(y),
     }
 }
 

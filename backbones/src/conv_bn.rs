@@ -2,7 +2,7 @@
 //! with the BN folded into the conv once at load time when the weights are fixed.
 use candle_core::{Result, Tensor};
 
-use crate::conv::{conv2d, Conv2d};
+use crate::conv::{add_channel_bias, add_residual_relu, conv2d, Conv2d};
 use crate::frozen_batch_norm::FrozenBatchNorm2d;
 
 /// `bn(conv(x))`, optionally followed by a residual add and a ReLU.
@@ -36,15 +36,7 @@ impl ConvBn {
         match self {
             Self::Folded(conv) => conv.forward_with(x, residual, relu),
             Self::Separate { conv, bn } => {
-                let y = bn.forward_after(conv, x)?;
-                let y = match residual {
-                    Some(r) => (y + r)?,
-                    None => y,
-                };
-                match relu {
-                    true => y.relu(),
-                    false => Ok(y),
-                }
+                add_residual_relu(bn.forward_after(conv, x)?, residual, relu)
             }
         }
     }
@@ -65,10 +57,7 @@ impl ConvBn {
     pub fn finish(&self, y: &Tensor) -> Result<Tensor> {
         match self {
             Self::Separate { bn, .. } => bn.forward(y),
-            Self::Folded(conv) => match conv.bias() {
-                Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
-                None => Ok(y.clone()),
-            },
+            Self::Folded(conv) => add_channel_bias(y.clone(), conv.bias()),
         }
     }
 

@@ -11,20 +11,7 @@ mod common;
 use backbones::conv::{Conv2d, ConvConfig};
 use backbones::conv_kernel::conv2d_fused;
 use candle_core::{Device, Tensor, Var};
-use common::max_relative_error;
-
-/// (N, Cin, H, W, Cout, groups, k, stride, padding)
-type Case = (
-    usize,
-    usize,
-    usize,
-    usize,
-    usize,
-    usize,
-    usize,
-    usize,
-    usize,
-);
+use common::{max_relative_error, ConvCase as Case};
 
 const CASES: [Case; 13] = [
     (2, 16, 9, 11, 24, 1, 1, 1, 0),  // 1x1 gemm, two images

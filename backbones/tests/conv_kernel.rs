@@ -11,20 +11,7 @@ mod common;
 
 use backbones::conv_kernel::conv2d;
 use candle_core::{Device, Tensor, Var};
-use common::max_relative_error;
-
-/// (N, Cin, H, W, Cout, groups, k, stride, padding)
-type Case = (
-    usize,
-    usize,
-    usize,
-    usize,
-    usize,
-    usize,
-    usize,
-    usize,
-    usize,
-);
+use common::{max_relative_error, ConvCase as Case};
 
 const CASES: [Case; 14] = [
     (2, 8, 9, 11, 12, 4, 3, 1, 1),

@@ -62,15 +62,3 @@ fn conv_im2col(geo: &Geometry, x: &[f32], w: &[f32], ep: &Epilogue) -> Vec<f32> 
         });
     out
 }
-
-/// Applies `ep` to a whole `[N, Cout, HoWo]` output, one (image, channel) row per task (for
-/// kernels whose output is not written in row order).
-pub(super) fn apply_all(out: &mut [f32], geo: &Geometry, ep: &Epilogue) {
-    if ep.is_none() {
-        return;
-    }
-    let hw = geo.hw_out();
-    out.par_chunks_mut(hw).enumerate().for_each(|(i, row)| {
-        ep.apply_row(row, i % geo.cout, i * hw);
-    });
-}

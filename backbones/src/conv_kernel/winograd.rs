@@ -7,7 +7,6 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::epilogue::Epilogue;
-use super::forward::apply_all;
 use super::im2col::{matmul, Geometry, SyncPtr};
 
 /// Whether this kernel applies: dense, stride 1, 3x3, enough channels for the gemms.
@@ -149,6 +148,6 @@ pub(super) fn conv_winograd(geo: &Geometry, x: &[f32], w: &[f32], ep: &Epilogue)
         }
     });
     // Tiles write 2x2 blocks, not rows: the epilogue is one parallel pass afterwards.
-    apply_all(&mut out, geo, ep);
+    ep.apply_all(&mut out, geo);
     out
 }

@@ -45,3 +45,16 @@ pub fn max_relative_error(ours: &Tensor, reference: &Tensor) -> f32 {
         .unwrap();
     diff.to_scalar::<f32>().unwrap() / scale.to_scalar::<f32>().unwrap()
 }
+
+/// A convolution test case: (N, Cin, H, W, Cout, groups, k, stride, padding).
+pub type ConvCase = (
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+);
