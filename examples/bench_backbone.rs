@@ -28,14 +28,7 @@ fn main() -> anyhow::Result<()> {
 
     let script_args = reference::script_args(name, h, w, 1, threads);
     // Before anything is built (see peak_rss_pair).
-    let rss = match reference::is_child() {
-        true => None,
-        false => Some(reference::peak_rss_pair(
-            &args,
-            "bench_backbone_torch.py",
-            &script_args,
-        )?),
-    };
+    let rss = reference::peak_rss_pair(&args, "bench_backbone_torch.py", &script_args)?;
     let dev = Device::Cpu;
     let config = BackboneConfig::from_name(name)?;
     // Every tensor freshly initialised (torchvision's schemes): the timing needs no checkpoint.

@@ -123,11 +123,12 @@ fn main() -> anyhow::Result<()> {
             )?;
             println!("{name:<18} {}", timed.summary("onnxruntime"));
         }
-        drop(model);
-        println!(
-            "{name:<18} {}",
-            reference::rss_summary("child process, model + warm-up + one image", rss)
-        );
+        if let Some(rss) = rss {
+            println!(
+                "{name:<18} {}",
+                reference::rss_summary("child process, model + warm-up + one image", rss)
+            );
+        }
     }
     println!("load average at the end {}", reference::load_average());
     Ok(())

@@ -1,7 +1,8 @@
 //! `detect predict FOLDER` throughput: the first N images of `coco_val80` (sorted by name)
 //! through our pipeline (decoding thread + model, `detect::predict::pipeline`) against
 //! torchvision with a 2-worker DataLoader (PIL decode + to_tensor), both with random weights,
-//! 91 classes, batch 1, f32, CPU, 2 threads; runs interleaved (ours, torch, ours, torch ...).
+//! 91 classes, batch 1, f32, CPU, rayon's thread count on both sides; runs interleaved (ours,
+//! torch, ours, torch ...).
 //!
 //!     cargo run --release --example bench_throughput -- [IMAGES] [PAIRS] [BACKBONE...]
 //!
@@ -10,8 +11,10 @@
 //! image through the model first (not timed). The images come from `$DETECT_DATA` (default
 //! `../shared/data` beside the repository). Prints images/s per run, the per-pair ratio
 //! ours/torch of images/s (higher is better), its median and min-max.
+#[path = "common/reference.rs"]
+mod reference;
+
 use std::path::PathBuf;
-use std::process::Command;
 
 use backbones::{CheckedWeights, WeightMap};
 use candle_core::{DType, Device};
@@ -23,30 +26,12 @@ use detect::predict::pipeline::{detect_image, predict_files};
 
 /// torchvision's images/s over `images`.
 fn torch_rate(name: &str, images: &[PathBuf]) -> anyhow::Result<f64> {
-    let python = std::env::var("DETECT_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/bench_throughput_torch.py"
-    );
-    let out = Command::new(&python)
-        .args([
-            script,
-            "--backbone",
-            name,
-            "--threads",
-            "2",
-            "--workers",
-            "2",
-        ])
-        .args(images)
-        .output()
-        .map_err(|e| anyhow::anyhow!("cannot run {python} (set DETECT_PYTHON): {e}"))?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{python} {script} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let threads = reference::threads().to_string();
+    let mut args: Vec<String> = ["--backbone", name, "--threads", &threads, "--workers", "2"]
+        .map(String::from)
+        .to_vec();
+    args.extend(images.iter().map(|p| p.to_string_lossy().into_owned()));
+    let json = reference::run_script("bench_throughput_torch.py", &args)?;
     let seconds = json["seconds"].as_f64().unwrap_or(f64::NAN);
     Ok(images.len() as f64 / seconds)
 }
@@ -59,10 +44,7 @@ fn our_rate(model: &FasterRcnn, images: &[PathBuf]) -> anyhow::Result<f64> {
 }
 
 fn main() -> anyhow::Result<()> {
-    // The environment the `detect` binary sets for itself (src/main.rs).
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
-    }
+    reference::detect_env();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let count: usize = args.first().map_or(Ok(8), |s| s.parse())?;
     let pairs: usize = args.get(1).map_or(Ok(3), |s| s.parse())?;
@@ -77,11 +59,10 @@ fn main() -> anyhow::Result<()> {
     images.truncate(count);
     println!(
         "predict throughput: {} images of coco_val80, random weights, batch 1, f32, CPU, \
-         2 threads, {pairs} interleaved pairs; load average {}",
+         {} threads, {pairs} interleaved pairs; load average {}",
         images.len(),
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
+        reference::threads(),
+        reference::load_average()
     );
     for name in names {
         let config = DetectorConfig::from_backbone_name(name, 91)?;
@@ -92,8 +73,14 @@ fn main() -> anyhow::Result<()> {
         detect_image(&model, &first, &Device::Cpu)?; // warm-up, not timed
         let mut ratios = Vec::new();
         for pair in 0..pairs {
-            let ours = our_rate(&model, &images)?;
-            let torch = torch_rate(name, &images)?;
+            // Which side goes first alternates, so a load change biases neither.
+            let (ours, torch) = if pair % 2 == 0 {
+                let ours = our_rate(&model, &images)?;
+                (ours, torch_rate(name, &images)?)
+            } else {
+                let torch = torch_rate(name, &images)?;
+                (our_rate(&model, &images)?, torch)
+            };
             println!(
                 "{name:<18} pair {pair}: ours {ours:.4} images/s, torchvision {torch:.4} images/s, \
                  ratio {:.3}",
@@ -110,11 +97,6 @@ fn main() -> anyhow::Result<()> {
             ratios[ratios.len() - 1]
         );
     }
-    println!(
-        "load average at the end: {}",
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
-    );
+    println!("load average at the end: {}", reference::load_average());
     Ok(())
 }

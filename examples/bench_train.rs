@@ -44,14 +44,7 @@ fn main() -> anyhow::Result<()> {
     let mut script_args = reference::script_args(name, h, w, 1, threads);
     script_args.extend(["--batch".to_string(), batch.to_string()]);
     // Before anything is built (see peak_rss_pair).
-    let rss = match reference::is_child() {
-        true => None,
-        false => Some(reference::peak_rss_pair(
-            &args,
-            "bench_train_torch.py",
-            &script_args,
-        )?),
-    };
+    let rss = reference::peak_rss_pair(&args, "bench_train_torch.py", &script_args)?;
     let config = DetectorConfig::from_backbone_name(name, 91)?;
     let (model, params) = build_model(&config, Default::default(), 0, &dev)?;
     let mut sgd = Sgd::new(params.trainable(), 0.9, 1e-4)?;

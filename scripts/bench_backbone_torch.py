@@ -26,14 +26,19 @@ from torchvision.ops import FrozenBatchNorm2d
 LAYERS = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
 
 
-def build(name):
+def resnet_body(name):
+    """torchvision's ResNet for `resnet{depth}` / `resnext{depth}_{C}x{d}d`, FrozenBatchNorm2d,
+    random weights (shared by the bench_*_torch.py scripts and profile_backbone_torch.py)."""
     m = re.fullmatch(r"resnet(\d+)", name) or re.fullmatch(r"resnext(\d+)_(\d+)x(\d+)d", name)
     if m is None:
         raise SystemExit(f"unknown backbone {name}")
     depth = int(m.group(1))
     groups, width = (int(m.group(2)), int(m.group(3))) if m.lastindex == 3 else (1, 64)
-    body = ResNet(Bottleneck, LAYERS[depth], groups=groups, width_per_group=width, norm_layer=FrozenBatchNorm2d)
-    return _resnet_fpn_extractor(body, trainable_layers=3).eval()
+    return ResNet(Bottleneck, LAYERS[depth], groups=groups, width_per_group=width, norm_layer=FrozenBatchNorm2d)
+
+
+def build(name):
+    return _resnet_fpn_extractor(resnet_body(name), trainable_layers=3).eval()
 
 
 def main():

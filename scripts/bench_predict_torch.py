@@ -15,28 +15,17 @@ groups / width_per_group and FrozenBatchNorm2d, wrapped like `resnet_fpn_backbon
 """
 import argparse
 import json
-import re
 import time
 
 import torch
 import torchvision
+from bench_backbone_torch import resnet_body  # same folder
 from bench_serve import serve
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
-from torchvision.models.resnet import Bottleneck, ResNet
-from torchvision.ops import FrozenBatchNorm2d
-
-LAYERS = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
-
 
 def build(name):
-    m = re.fullmatch(r"resnet(\d+)", name) or re.fullmatch(r"resnext(\d+)_(\d+)x(\d+)d", name)
-    if m is None:
-        raise SystemExit(f"unknown backbone {name}")
-    depth = int(m.group(1))
-    groups, width = (int(m.group(2)), int(m.group(3))) if m.lastindex == 3 else (1, 64)
-    body = ResNet(Bottleneck, LAYERS[depth], groups=groups, width_per_group=width, norm_layer=FrozenBatchNorm2d)
-    return FasterRCNN(_resnet_fpn_extractor(body, trainable_layers=3), num_classes=91).eval()
+    return FasterRCNN(_resnet_fpn_extractor(resnet_body(name), trainable_layers=3), num_classes=91).eval()
 
 
 def main():

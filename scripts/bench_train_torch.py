@@ -19,10 +19,8 @@ import torch
 import torchvision
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
-from torchvision.models.resnet import Bottleneck, ResNet
-from torchvision.ops import FrozenBatchNorm2d
 
-from bench_backbone_torch import LAYERS  # noqa: E402  (same folder)
+from bench_backbone_torch import resnet_body  # noqa: E402  (same folder)
 from bench_serve import serve  # noqa: E402
 
 # xyxy in image pixels, labels (COCO ids); the same as examples/bench_train.rs.
@@ -31,16 +29,7 @@ LABELS = [1, 18, 62]
 
 
 def build(name, height, width):
-    import re
-
-    m = re.fullmatch(r"resnext(\d+)_(\d+)x(\d+)d", name) or re.fullmatch(r"resnet(\d+)", name)
-    if m is None:
-        raise SystemExit(f"unknown backbone {name}")
-    depth = int(m.group(1))
-    groups, width_per_group = (int(m.group(2)), int(m.group(3))) if m.lastindex == 3 else (1, 64)
-    body = ResNet(Bottleneck, LAYERS[depth], groups=groups, width_per_group=width_per_group,
-                  norm_layer=FrozenBatchNorm2d)
-    backbone = _resnet_fpn_extractor(body, trainable_layers=3)
+    backbone = _resnet_fpn_extractor(resnet_body(name), trainable_layers=3)
     return FasterRCNN(backbone, num_classes=91, min_size=min(height, width), max_size=max(height, width))
 
 

@@ -8,29 +8,16 @@ Prints one JSON line: {"stem": [seconds per iteration], "layer1": [...], ..., "f
 "total": [...]}. The model is built as scripts/bench_backbone_torch.py builds it.
 """
 import argparse
+import os
+import sys
 import json
-import re
 import time
 from collections import OrderedDict
 
 import torch
-from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
-from torchvision.models.resnet import Bottleneck, ResNet
-from torchvision.ops import FrozenBatchNorm2d
 
-LAYERS = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
-
-
-def build(name):
-    m = re.fullmatch(r"resnet(\d+)", name) or re.fullmatch(r"resnext(\d+)_(\d+)x(\d+)d", name)
-    if m is None:
-        raise SystemExit(f"unknown backbone {name}")
-    depth = int(m.group(1))
-    groups, width = (int(m.group(2)), int(m.group(3))) if m.lastindex == 3 else (1, 64)
-    body = ResNet(Bottleneck, LAYERS[depth], groups=groups, width_per_group=width,
-                  norm_layer=FrozenBatchNorm2d)
-    return _resnet_fpn_extractor(body, trainable_layers=3).eval()
-
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+from bench_backbone_torch import build  # noqa: E402  (the model bench_backbone times)
 
 def forward_timed(model, x):
     """The model's forward split at the stage boundaries, each part timed."""

@@ -232,18 +232,21 @@ pub fn peak_rss(mut command: Command) -> anyhow::Result<u64> {
 /// parent's peak (seen: both sides read 17.18 GB after a training benchmark). Ours is this
 /// example re-run with `our_args` and `DETECT_BENCH_CHILD=1` (which makes it build its model and
 /// run its own side once after a warm-up, see [`is_child`]); the reference is
-/// `scripts/<script> <script_args>` run standalone.
+/// `scripts/<script> <script_args>` run standalone. `None` in that child itself.
 pub fn peak_rss_pair(
     our_args: &[String],
     script: &str,
     script_args: &[String],
-) -> anyhow::Result<(u64, u64)> {
+) -> anyhow::Result<Option<(u64, u64)>> {
+    if is_child() {
+        return Ok(None);
+    }
     let mut ours = Command::new(std::env::current_exe()?);
     ours.args(our_args).env("DETECT_BENCH_CHILD", "1");
     let ours = peak_rss(ours)?;
     let mut reference = Command::new(python());
     reference.arg(script_path(script)).args(script_args);
-    Ok((ours, peak_rss(reference)?))
+    Ok(Some((ours, peak_rss(reference)?)))
 }
 
 /// `peak RSS (...): ours 1.23 GB | torchvision 2.34 GB | ratio 0.53x`.
