@@ -67,7 +67,18 @@ fn assert_ok(out: &Output) {
 fn writes_config_metrics_plot_checkpoints_and_final_model() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let result = tiny_train(&out, &["--iters", "4", "--checkpoint-period", "2"]);
+    // `--precision fp32` (not the default) must reach config.json; on CPU it changes nothing.
+    let result = tiny_train(
+        &out,
+        &[
+            "--iters",
+            "4",
+            "--checkpoint-period",
+            "2",
+            "--precision",
+            "fp32",
+        ],
+    );
     assert_ok(&result);
     for file in [
         "config.json",
@@ -92,6 +103,7 @@ fn writes_config_metrics_plot_checkpoints_and_final_model() {
         config["detector"]["num_classes"], 4,
         "3 shapes + background"
     );
+    assert_eq!(config["precision"], "fp32");
     let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert!(
         text.contains("\"type\":\"eval\""),
