@@ -4,17 +4,18 @@
 //!
 //! The torchvision side is `scripts/bench_ops_torch.py`, run once as a child process with
 //! `$DETECT_PYTHON` (else `python3`): it answers each request with the seconds one repetition
-//! took. For every op, after one warm-up on each side, ours and torchvision run alternately
-//! (ours, torchvision, ours, ...) for PAIRS pairs (default 7, at least 5), so both see the same
-//! load. Printed per op: the median time of each side, the median of the per-pair ratios
+//! took (examples/common/reference.rs). For every op, after one warm-up on each side, ours and
+//! torchvision run alternately for PAIRS pairs (default 7, at least 5; the first side swapped
+//! each pair), so both see the same load. Printed per op: the median time of each side, the median of the per-pair ratios
 //! (ours / torchvision, lower is better) and their min-max, with the load average before and
 //! after. Both sides use RAYON_NUM_THREADS threads (default 2 here); CANDLE_NUM_THREADS defaults
 //! to 1 as the `detect` binary sets it. `DETECT_BENCH_DEVICE=cuda` (a `--features cuda` build)
 //! times both sides on the GPU instead.
 
+#[path = "common/reference.rs"]
+mod reference;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use candle_core::{Device, Result, Tensor, Var};
@@ -91,75 +92,6 @@ fn make_inputs() -> Result<HashMap<String, Tensor>> {
     Ok(inputs)
 }
 
-/// The torchvision side: a child process that runs one repetition of an op per request.
-struct Reference {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Reference {
-    /// Starts the script and waits for its `ready` line (inputs loaded).
-    fn start(python: &str, inputs: &std::path::Path, threads: usize, device: &str) -> Result<Self> {
-        let script =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_ops_torch.py");
-        let mut child = Command::new(python)
-            .arg(&script)
-            .arg(inputs)
-            .args([threads.to_string(), device.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                candle_core::Error::Msg(format!(
-                    "cannot run {python} {}: {e} (set DETECT_PYTHON to a python with torchvision)",
-                    script.display()
-                ))
-            })?;
-        let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
-        let (Some(stdin), Some(stdout)) = (stdin, stdout) else {
-            candle_core::bail!("{python}: no pipes to the child process");
-        };
-        let mut reference = Self {
-            child,
-            stdin,
-            stdout: BufReader::new(stdout),
-        };
-        let line = reference.line()?;
-        if line != "ready" {
-            candle_core::bail!(
-                "{python} {}: expected `ready`, got {line:?}",
-                script.display()
-            );
-        }
-        Ok(reference)
-    }
-
-    fn line(&mut self) -> Result<String> {
-        let mut line = String::new();
-        if self.stdout.read_line(&mut line)? == 0 {
-            candle_core::bail!("the torchvision side exited (its error is above)");
-        }
-        Ok(line.trim().to_string())
-    }
-
-    /// Seconds of one repetition of `op` on the torchvision side.
-    fn seconds(&mut self, op: &str) -> Result<f64> {
-        writeln!(self.stdin, "{op}")?;
-        self.stdin.flush()?;
-        let line = self.line()?;
-        line.parse()
-            .map_err(|_| candle_core::Error::Msg(format!("torchvision side, {op}: {line}")))
-    }
-}
-
-impl Drop for Reference {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn seconds(dev: &Device, f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
     dev.synchronize()?;
     let start = Instant::now();
@@ -168,38 +100,22 @@ fn seconds(dev: &Device, f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
     Ok(start.elapsed().as_secs_f64())
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or_else(
-        |_| "unknown".into(),
-        |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-    )
-}
-
 type Op<'a> = (&'static str, Box<dyn FnMut() -> Result<()> + 'a>);
 
-fn main() -> Result<()> {
+fn main() -> anyhow::Result<()> {
     // Set before rayon's pool starts: 2 threads unless told otherwise, candle's element-wise
     // pool at 1 as the `detect` binary sets it.
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", "2");
     }
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
-    }
+    reference::detect_env();
     let pairs: usize = match std::env::args().nth(1) {
         Some(s) => s
             .parse()
-            .map_err(|_| candle_core::Error::Msg(format!("PAIRS must be a number, got {s:?}")))?,
+            .map_err(|_| anyhow::anyhow!("PAIRS must be a number, got {s:?}"))?,
         None => 7,
     };
-    if pairs < 5 {
-        candle_core::bail!("PAIRS must be at least 5, got {pairs}");
-    }
+    anyhow::ensure!(pairs >= 5, "PAIRS must be at least 5, got {pairs}");
     let cuda = std::env::var("DETECT_BENCH_DEVICE").is_ok_and(|d| d == "cuda");
     let dev = if cuda {
         Device::new_cuda(0)?
@@ -213,11 +129,15 @@ fn main() -> Result<()> {
         std::process::id()
     ));
     candle_core::safetensors::save(&inputs, &path)?;
-    let python = std::env::var("DETECT_PYTHON").unwrap_or_else(|_| "python3".into());
-    let threads = candle_core::utils::get_num_threads(); // RAYON_NUM_THREADS
-    let reference = Reference::start(&python, &path, threads, device_name);
+    let threads = reference::threads(); // RAYON_NUM_THREADS
+    let args = [
+        path.to_string_lossy().into_owned(),
+        threads.to_string(),
+        device_name.to_string(),
+    ];
+    let torch = reference::Reference::start("bench_ops_torch.py", &args);
     let _ = std::fs::remove_file(&path);
-    let mut reference = reference?;
+    let mut torch = torch?;
 
     let t = |name: &str| inputs[name].to_device(&dev);
     let nms_inputs: Vec<(Tensor, Tensor)> = [1000, 5000, 20000]
@@ -274,29 +194,24 @@ fn main() -> Result<()> {
         ),
     ];
 
-    println!("{device_name}, {threads} threads, {pairs} interleaved pairs per op; load average before: {}", load_average());
+    println!("{device_name}, {threads} threads, {pairs} interleaved pairs per op; load average before: {}", reference::load_average());
     println!("| op | ours ms | torchvision ms | ratio (median) | ratio min-max |\n|---|---:|---:|---:|---:|");
     for (name, mut f) in ops {
         seconds(&dev, f.as_mut())?; // warm-up, both sides
-        reference.seconds(name)?;
-        let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..pairs {
-            let a = seconds(&dev, f.as_mut())?;
-            let b = reference.seconds(name)?;
-            ours.push(a);
-            theirs.push(b);
-            ratios.push(a / b);
-        }
+        torch.time(name)?;
+        let timed =
+            reference::interleave_step(pairs, name, || Ok(seconds(&dev, f.as_mut())?), &mut torch)?;
+        let ratios = timed.ratios();
         let (lo, hi) = ratios
             .iter()
             .fold((f64::INFINITY, 0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
         println!(
             "| {name} | {:.2} | {:.2} | {:.2} | {lo:.2}-{hi:.2} |",
-            median(ours) * 1e3,
-            median(theirs) * 1e3,
-            median(ratios)
+            reference::median(timed.ours) * 1e3,
+            reference::median(timed.reference) * 1e3,
+            reference::median(ratios)
         );
     }
-    println!("load average after: {}", load_average());
+    println!("load average after: {}", reference::load_average());
     Ok(())
 }

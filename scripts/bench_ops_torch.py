@@ -1,19 +1,20 @@
 """torchvision.ops side of `cargo run --release --example bench_ops` (started by it; not alone).
 
 A persistent child: it loads the inputs the example saved (a safetensors file, read here with
-the standard library so that only torch and torchvision are needed), prints `ready`, then for
-each line `OP` on stdin runs that op once and prints the seconds it took on stdout. The example
-sends one request per repetition, interleaved with its own runs (ours, torchvision, ours, ...).
-Usage: bench_ops_torch.py INPUTS.safetensors THREADS [cpu|cuda]
+the standard library so that only torch and torchvision are needed), then serves the ops by
+name (scripts/bench_serve.py: one JSON line when ready, then for each line `OP` on stdin one
+repetition of that op and `{"seconds": s}`). The example sends one request per repetition,
+interleaved with its own runs (ours, torchvision, ours, ...).
+Usage: bench_ops_torch.py INPUTS.safetensors THREADS [cpu|cuda] --serve
 """
 
 import json
 import struct
 import sys
-import time
 
 import torch
 import torchvision
+from bench_serve import serve
 from torchvision.ops import MultiScaleRoIAlign
 
 DTYPES = {"F32": torch.float32, "I64": torch.int64, "U32": torch.int32}
@@ -69,22 +70,12 @@ def ops(t):
 
 
 def main():
-    device = sys.argv[3] if len(sys.argv) > 3 else "cpu"
+    device = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "--serve" else "cpu"
     torch.set_num_threads(int(sys.argv[2]))
     t = {k: v.to(device) for k, v in load_safetensors(sys.argv[1]).items()}
-    table = ops(t)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    print("ready", flush=True)
-    for line in sys.stdin:
-        name = line.strip()
-        if name not in table:
-            print(f"error: unknown op {name!r}", flush=True)
-            continue
-        sync()
-        start = time.perf_counter()
-        table[name]()
-        sync()
-        print(time.perf_counter() - start, flush=True)
+    serve(ops(t), {"device": device, "threads": torch.get_num_threads(), "torch": torch.__version__},
+          sync)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@
 //! (ours, reference, ours, reference, ...), so that a change in machine load biases neither
 //! side; the report is the median of each side, the median of the per-pair ratios
 //! ours/reference and their min-max. The reference runs as a persistent child process
-//! (`--serve`): after building its model and one warm-up it prints one JSON line, then times
-//! one repetition per `run` line on its stdin and answers `{"seconds": s}`.
+//! (`--serve`, scripts/bench_serve.py): after building its model and one warm-up it prints one
+//! JSON line, then times one repetition per line on its stdin (`run`, or the name of one of its
+//! steps) and answers `{"seconds": s}`.
 //! Peak memory is the max RSS of a fresh child process per side (`wait4`'s rusage).
 //! Each example uses a part of it, so unused items are expected here.
 #![allow(dead_code)]
@@ -122,10 +123,10 @@ impl Reference {
         Ok(serde_json::from_str(&line)?)
     }
 
-    /// Seconds of one timed repetition on the reference side.
-    pub fn time_once(&mut self) -> anyhow::Result<f64> {
+    /// Seconds of one timed repetition of the reference's step `name`.
+    pub fn time(&mut self, name: &str) -> anyhow::Result<f64> {
         let stdin = self.stdin.as_mut().expect("open until drop");
-        stdin.write_all(b"run\n")?;
+        writeln!(stdin, "{name}")?;
         stdin.flush()?;
         let answer = self.read_line()?;
         answer["seconds"]
@@ -150,6 +151,16 @@ pub struct Pairs {
 /// `pairs` rounds of (ours, reference), alternating which side goes first each round.
 pub fn interleave(
     pairs: usize,
+    ours: impl FnMut() -> anyhow::Result<f64>,
+    reference: &mut Reference,
+) -> anyhow::Result<Pairs> {
+    interleave_step(pairs, "run", ours, reference)
+}
+
+/// [`interleave`] against the reference's step `step`.
+pub fn interleave_step(
+    pairs: usize,
+    step: &str,
     mut ours: impl FnMut() -> anyhow::Result<f64>,
     reference: &mut Reference,
 ) -> anyhow::Result<Pairs> {
@@ -160,9 +171,9 @@ pub fn interleave(
     for round in 0..pairs {
         if round % 2 == 0 {
             out.ours.push(ours()?);
-            out.reference.push(reference.time_once()?);
+            out.reference.push(reference.time(step)?);
         } else {
-            out.reference.push(reference.time_once()?);
+            out.reference.push(reference.time(step)?);
             out.ours.push(ours()?);
         }
     }
