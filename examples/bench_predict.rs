@@ -23,9 +23,9 @@ use std::time::Instant;
 use backbones::{CheckedWeights, WeightMap};
 use candle_core::{DType, Device};
 use datasets::image::RgbImage;
-use detect::commands::predict::detect_image;
 use detect::model::config::DetectorConfig;
 use detect::model::faster_rcnn::FasterRcnn;
+use detect::predict::pipeline::detect_image;
 
 const HEIGHT: usize = 800;
 const WIDTH: usize = 1333;

@@ -263,7 +263,7 @@ fn predict_path_matches_torchvision_on_a_single_image() {
     let loaded = load("weights.safetensors");
     let image = datasets::image::load_rgb(&fx.images()[1]).unwrap();
     let detections =
-        detect::commands::predict::detect_image(&loaded.model, &image, &Device::Cpu).unwrap();
+        detect::predict::pipeline::detect_image(&loaded.model, &image, &Device::Cpu).unwrap();
     let got = Ranked {
         boxes: detections.iter().map(|d| d.box_xyxy.to_vec()).collect(),
         scores: detections.iter().map(|d| d.score).collect(),

@@ -15,9 +15,9 @@ use backbones::{BackboneConfig, BlockForm, ResNextConfig};
 use candle_core::Device;
 use datasets::shapes::{render, ShapesConfig, Split};
 use datasets::transforms::TransformConfig;
-use detect::commands::predict::detect_image;
 use detect::export::export_detector;
 use detect::model::config::DetectorConfig;
+use detect::predict::pipeline::detect_image;
 use detect::weights::load::{
     load_detector, load_torchvision_weights, read_weight_map, LoadedDetector,
 };

@@ -13,7 +13,6 @@ use crate::cli::PredictArgs;
 use crate::commands::{decode_limits, parse_device};
 use crate::output::predict_output::PredictOutput;
 use crate::predict::inputs::image_paths;
-pub use crate::predict::pipeline::detect_image;
 use crate::predict::pipeline::predict_files;
 use crate::report::error_chain;
 use crate::weights::discovery::resolve_weights;
