@@ -66,7 +66,7 @@ fn main() -> anyhow::Result<()> {
     let mut iteration = 0u64;
     let mut step = || -> anyhow::Result<f64> {
         let t0 = Instant::now();
-        let losses = model.losses(&images, &sizes, &targets, iteration)?;
+        let losses = model.losses(&images, &sizes, &targets, iteration, 0)?;
         let grads = losses.total()?.backward()?;
         sgd.step(&grads, 1e-4)?;
         iteration += 1;

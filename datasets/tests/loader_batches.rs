@@ -5,7 +5,7 @@ use common::shared_data;
 use std::sync::Arc;
 
 use datasets::dataset::{Dataset, DatasetSpec};
-use datasets::loader::{Batch, DataLoader, LoaderConfig, Mode};
+use datasets::loader::{Batch, DataLoader, LoaderConfig, Mode, Shard};
 use datasets::sampler::aspect_ratio_groups;
 use datasets::shapes::{ShapesConfig, Split};
 use datasets::transforms::{resize_boxes, resized_size, TransformConfig};
@@ -266,4 +266,62 @@ fn an_epoch_started_at_batch_k_yields_the_later_batches_unchanged() {
         }
         assert_eq!(l.epoch_from(1, whole.len()).count(), 0);
     }
+}
+
+#[test]
+fn shards_of_a_batch_together_are_the_whole_batch() {
+    // Multi-scale sizes: the images of one batch differ in size, so each shard must pad to
+    // the whole batch's size and draw each image's scale and flip by its place in it.
+    let data = shapes(16);
+    let base = LoaderConfig {
+        batch_size: 4,
+        seed: 3,
+        num_workers: 1,
+        ..LoaderConfig::default()
+    };
+    let whole = collect(&loader(&data, base.clone(), Mode::Train), 1);
+    let shard = |index| {
+        let config = LoaderConfig {
+            shard: Shard { index, count: 2 },
+            ..base.clone()
+        };
+        collect(&loader(&data, config, Mode::Train), 1)
+    };
+    let (first, second) = (shard(0), shard(1));
+    assert_eq!(whole.len(), 4);
+    assert_eq!((first.len(), second.len()), (4, 4));
+    let mut distinct_sizes = 0;
+    for ((w, a), b) in whole.iter().zip(&first).zip(&second) {
+        let ids: Vec<u64> = a.image_ids.iter().chain(&b.image_ids).copied().collect();
+        assert_eq!(ids, w.image_ids);
+        let sizes: Vec<_> = a
+            .image_sizes
+            .iter()
+            .chain(&b.image_sizes)
+            .copied()
+            .collect();
+        assert_eq!(sizes, w.image_sizes);
+        distinct_sizes += usize::from(w.image_sizes.iter().any(|s| *s != w.image_sizes[0]));
+        assert_eq!(a.images.dims4().unwrap().0, 2);
+        let joined = candle_core::Tensor::cat(&[&a.images, &b.images], 0).unwrap();
+        assert_eq!(
+            joined.dims(),
+            w.images.dims(),
+            "each shard pads as the whole batch"
+        );
+        assert_eq!(
+            joined.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            flat(w)
+        );
+        for (s, t) in a.targets.iter().chain(&b.targets).zip(&w.targets) {
+            assert_eq!(
+                s.boxes.to_vec2::<f32>().unwrap(),
+                t.boxes.to_vec2::<f32>().unwrap()
+            );
+        }
+    }
+    assert!(
+        distinct_sizes > 0,
+        "some batch mixes sizes (else padding is not tested)"
+    );
 }

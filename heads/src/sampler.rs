@@ -7,6 +7,11 @@
 //!
 //! The random draw is seeded and reproducible, but it is not torch's generator: parity tests
 //! take torchvision's choices from a fixture and pass them as [`SampledIndices`] instead.
+//!
+//! Each image draws from its own stream, keyed by `(seed, image index)`: the `k`-th call to
+//! [`BalancedPositiveNegativeSampler::sample`] is image `first_image + k`. So a batch split
+//! across data-parallel ranks (rank `r` starting at its slice's first image) samples exactly
+//! what one process with the whole batch samples.
 
 /// Training label of a prediction matched to a ground truth (the RPN's "object"; the box head
 /// uses the ground truth's class, `>= 1`).
@@ -52,7 +57,9 @@ pub struct BalancedPositiveNegativeSampler {
     pub batch_size_per_image: usize,
     /// Largest fraction of the batch that is positive (`positive_fraction`).
     pub positive_fraction: f64,
-    rng: SplitMix64,
+    seed: u64,
+    /// The image index of the next [`BalancedPositiveNegativeSampler::sample`] call.
+    next_image: u64,
 }
 
 impl BalancedPositiveNegativeSampler {
@@ -60,8 +67,16 @@ impl BalancedPositiveNegativeSampler {
         Self {
             batch_size_per_image,
             positive_fraction,
-            rng: SplitMix64(seed),
+            seed,
+            next_image: 0,
         }
+    }
+
+    /// The same sampler with its first image at index `first` of the batch (a data-parallel
+    /// rank's slice starts there).
+    pub fn starting_at_image(mut self, first: u64) -> Self {
+        self.next_image = first;
+        self
     }
 
     /// Samples one image from its labels (`>= 1` positive, `0` negative, `< 0` ignored).
@@ -79,8 +94,10 @@ impl BalancedPositiveNegativeSampler {
         let max_pos = (self.batch_size_per_image as f64 * self.positive_fraction) as usize;
         let num_pos = positive.len().min(max_pos);
         let num_neg = negative.len().min(self.batch_size_per_image - num_pos);
-        self.rng.choose(&mut positive, num_pos);
-        self.rng.choose(&mut negative, num_neg);
+        let mut rng = SplitMix64::for_image(self.seed, self.next_image);
+        self.next_image += 1;
+        rng.choose(&mut positive, num_pos);
+        rng.choose(&mut negative, num_neg);
         SampledIndices { positive, negative }
     }
 }
@@ -91,6 +108,13 @@ impl BalancedPositiveNegativeSampler {
 struct SplitMix64(u64);
 
 impl SplitMix64 {
+    /// The stream of image `index` under `seed`: the pair is mixed so that neighbouring
+    /// indices give unrelated streams.
+    fn for_image(seed: u64, index: u64) -> Self {
+        let mut keyed = SplitMix64(seed ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03));
+        SplitMix64(keyed.next_u64())
+    }
+
     fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;

@@ -106,7 +106,9 @@ impl FasterRcnn {
 
     /// The four losses of a training batch. `seed` drives the RPN's and the box head's
     /// balanced samplers (derive it from the run seed and the iteration, so that a resumed
-    /// run samples exactly as an uninterrupted one).
+    /// run samples exactly as an uninterrupted one); each image samples from its own stream,
+    /// keyed by its index in the whole batch: `first_image` is this batch's first (0, or a
+    /// data-parallel rank's offset in the global batch).
     ///
     /// # Shapes
     /// - `targets[i].boxes`: `[G_i, 4]` xyxy in resized pixels (`G_i = 0` is allowed).
@@ -116,6 +118,7 @@ impl FasterRcnn {
         image_sizes: &[(usize, usize)],
         targets: &[Target],
         seed: u64,
+        first_image: u64,
     ) -> Result<Losses> {
         let padded = padded_size(images)?;
         let features = self.backbone.forward(images)?;
@@ -124,12 +127,16 @@ impl FasterRcnn {
             self.config.rpn.batch_size_per_image,
             self.config.rpn.positive_fraction,
             seed,
-        );
+        )
+        .starting_at_image(first_image);
         let (proposals, rpn) =
             self.rpn
                 .losses(&features, padded, image_sizes, &gt_boxes, &mut rpn_sampler)?;
         // A different stream for the second stage, still a function of `seed` alone.
-        let mut roi_sampler = self.roi_heads.sampler(seed ^ 0x9e37_79b9_7f4a_7c15);
+        let mut roi_sampler = self
+            .roi_heads
+            .sampler(seed ^ 0x9e37_79b9_7f4a_7c15)
+            .starting_at_image(first_image);
         let roi = self.roi_heads.losses(
             &features,
             &proposals.boxes,

@@ -171,7 +171,7 @@ impl Overfit {
             let iteration = first_iteration + totals.len() as u64;
             let losses =
                 self.model
-                    .losses(&batch.images, &batch.image_sizes, &targets, iteration)?;
+                    .losses(&batch.images, &batch.image_sizes, &targets, iteration, 0)?;
             let total = losses.total()?;
             let value = f64::from(total.to_scalar::<f32>()?);
             anyhow::ensure!(

@@ -20,6 +20,28 @@ pub struct LoaderConfig {
     /// Training only: leave out images without any (non-crowd) box, as torchvision's and
     /// detectron2's training does. Evaluation always keeps every image.
     pub filter_empty: bool,
+    /// The part of every batch this loader builds (data-parallel training: one rank's slice).
+    pub shard: Shard,
+}
+
+/// Rank `index` of `count` builds the contiguous slice `index * B / count ..
+/// (index + 1) * B / count` of every batch of `B` images (`B` a multiple of `count`). Each
+/// image keeps the augmentation and the padded size it has in the whole batch, so the slices
+/// of all ranks together are exactly the whole batch. `Shard::WHOLE` builds whole batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// The positions of a batch of `len` images this shard builds.
+    pub fn range(self, len: usize) -> std::ops::Range<usize> {
+        let count = self.count.max(1);
+        len * self.index / count..len * (self.index + 1) / count
+    }
 }
 
 impl Default for LoaderConfig {
@@ -33,6 +55,7 @@ impl Default for LoaderConfig {
             flip_probability: 0.5,
             skip_bad_images: false,
             filter_empty: true,
+            shard: Shard::WHOLE,
         }
     }
 }

@@ -9,6 +9,10 @@
 //! transforms them straight into the zero-padded `[B, 3, H, W]` buffer → [`EpochBatches`]
 //! hands batches out in job order.
 //!
+//! Data-parallel training gives each rank a [`Shard`]: the batches are planned whole (the same
+//! on every rank), and a rank builds only its slice of each, every image keeping the draw and
+//! the padded size it has in the whole batch.
+//!
 //! Bad images (missing, corrupt, truncated, wrong size) end the epoch with an error naming the
 //! file and the image record, unless `skip_bad_images` is set: then the image is left out of
 //! its batch and counted, with its message kept for the final report.
@@ -21,7 +25,7 @@ mod job;
 use std::sync::Arc;
 
 pub use batch::{Batch, Targets};
-pub use config::{LoaderConfig, Mode};
+pub use config::{LoaderConfig, Mode, Shard};
 pub use epoch::EpochBatches;
 pub use job::LoaderError;
 use job::{Item, Shared};

@@ -43,3 +43,15 @@ fn same_seed_same_draw_other_seed_other_draw() {
     assert_eq!(a, b);
     assert_ne!(a, c);
 }
+
+#[test]
+fn each_image_draws_from_its_own_stream() {
+    let labels: Vec<i64> = (0..1000).map(|i| i64::from(i % 3 == 0)).collect();
+    let mut whole = BalancedPositiveNegativeSampler::new(64, 0.25, 5);
+    let batch: Vec<SampledIndices> = (0..4).map(|_| whole.sample(&labels)).collect();
+    assert_ne!(batch[0], batch[1], "images of one batch draw differently");
+    // A slice of the batch starting at image 2 draws what images 2 and 3 drew.
+    let mut slice = BalancedPositiveNegativeSampler::new(64, 0.25, 5).starting_at_image(2);
+    assert_eq!(slice.sample(&labels), batch[2]);
+    assert_eq!(slice.sample(&labels), batch[3]);
+}
