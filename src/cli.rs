@@ -148,9 +148,11 @@ pub struct TrainArgs {
     /// Clip the global gradient norm to this value.
     #[arg(long)]
     pub clip_grad_norm: Option<f64>,
-    /// `cpu` or `cuda[:N]`.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// `cpu` or `cuda[:N]` (default `cpu`; with --gpus, each worker's own GPU).
+    #[arg(long)]
+    pub device: Option<String>,
+    #[command(flatten)]
+    pub dist: DistArgs,
     /// Math of CUDA convolutions: `tf32` (TF32 tensor cores, PyTorch's default) or `fp32`
     /// (full f32, slower). On CPU it changes nothing: CPU kernels always compute in f32.
     #[arg(long, value_enum, default_value_t = Precision::Tf32)]
@@ -181,6 +183,30 @@ pub struct TrainArgs {
     /// Continue from the output folder's `last_checkpoint`.
     #[arg(long, requires = "output")]
     pub resume: bool,
+}
+
+/// Data-parallel training (`detect train --gpus N`).
+#[derive(Debug, Args)]
+pub struct DistArgs {
+    /// Train data-parallel on N GPUs of this node: starts N worker processes, one per GPU
+    /// (cuda:0..N-1; choose GPUs with CUDA_VISIBLE_DEVICES). --batch-size is the total over all
+    /// workers. With WORLD_SIZE and RANK set (torchrun, SLURM), detect is one worker instead.
+    #[arg(long, value_name = "N")]
+    pub gpus: Option<usize>,
+    /// Nodes in all, each running `detect train --gpus N` with its --node-rank.
+    #[arg(long, value_name = "M", requires = "gpus")]
+    pub nodes: Option<usize>,
+    /// This node, 0..M (node 0 runs rank 0, which writes the output).
+    #[arg(long, value_name = "R", requires = "nodes")]
+    pub node_rank: Option<usize>,
+    /// Where rank 0 listens, the same on every node (default on one node: 127.0.0.1 and a free
+    /// port).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub master: Option<String>,
+    /// Seconds a worker waits for the others before stopping with an error naming the rank
+    /// that failed or hung.
+    #[arg(long, value_name = "S", default_value_t = 600)]
+    pub dist_timeout: u64,
 }
 
 #[derive(Debug, Args)]

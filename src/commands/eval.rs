@@ -123,6 +123,7 @@ fn run_model(args: &EvalArgs, resolved: &ResolvedWeights) -> anyhow::Result<()> 
             batch_size: EVAL_BATCH,
             skip_bad_images: args.data.skip_bad_images,
             device: &device,
+            shard: datasets::loader::Shard::WHOLE,
         },
         |done, total| {
             bar.set_length(total as u64);

@@ -7,7 +7,7 @@ use candle_core::Device;
 use datasets::coco::CategoryMap;
 use datasets::dataset::Dataset;
 use datasets::eval::{CocoEvaluator, CocoMetrics, Detection};
-use datasets::loader::{DataLoader, LoaderConfig, Mode};
+use datasets::loader::{DataLoader, LoaderConfig, Mode, Shard};
 use datasets::transforms::TransformConfig;
 use heads::roi_heads::Detections;
 
@@ -33,6 +33,8 @@ pub struct EvalPass<'a> {
     pub batch_size: usize,
     pub skip_bad_images: bool,
     pub device: &'a Device,
+    /// The part of each batch this process runs ([`Shard::WHOLE`], or a data-parallel rank's).
+    pub shard: Shard,
 }
 
 /// Runs `model` over every image of the dataset and evaluates the detections with COCO AP.
@@ -40,8 +42,30 @@ pub struct EvalPass<'a> {
 pub fn evaluate(
     model: &FasterRcnn,
     pass: &EvalPass,
-    mut on_batch: impl FnMut(usize, usize),
+    on_batch: impl FnMut(usize, usize),
 ) -> anyhow::Result<EvalOutput> {
+    let (detections, skipped) = detect_all(model, pass, on_batch)?;
+    Ok(EvalOutput {
+        metrics: coco_metrics(&pass.dataset, &detections)?,
+        detections,
+        skipped,
+    })
+}
+
+/// COCO AP of `detections` (COCO results) on `dataset`.
+pub fn coco_metrics(dataset: &Dataset, detections: &[Detection]) -> anyhow::Result<CocoMetrics> {
+    let mut evaluator = CocoEvaluator::new(&dataset.coco);
+    evaluator.add_detections(detections)?;
+    Ok(evaluator.evaluate())
+}
+
+/// Runs `model` over the pass's shard of every batch: the detections as COCO results, and the
+/// messages of skipped images.
+pub fn detect_all(
+    model: &FasterRcnn,
+    pass: &EvalPass,
+    mut on_batch: impl FnMut(usize, usize),
+) -> anyhow::Result<(Vec<Detection>, Vec<String>)> {
     let loader = DataLoader::new(
         pass.dataset.clone(),
         pass.dataset_categories,
@@ -49,6 +73,7 @@ pub fn evaluate(
         LoaderConfig {
             batch_size: pass.batch_size.max(1),
             skip_bad_images: pass.skip_bad_images,
+            shard: pass.shard,
             ..LoaderConfig::default()
         },
         Mode::Eval,
@@ -70,13 +95,7 @@ pub fn evaluate(
         on_batch(done, total);
     }
     let skipped = batches.skipped_messages().to_vec();
-    let mut evaluator = CocoEvaluator::new(&pass.dataset.coco);
-    evaluator.add_detections(&detections)?;
-    Ok(EvalOutput {
-        metrics: evaluator.evaluate(),
-        detections,
-        skipped,
-    })
+    Ok((detections, skipped))
 }
 
 /// One image's detections as COCO results (labels mapped to category ids; detections whose

@@ -31,6 +31,17 @@ pub struct Losses {
     pub classifier: Tensor,
     /// `loss_box_reg`
     pub box_reg: Tensor,
+    /// What the losses are divided by: anchors sampled by the RPN (`rpn_objectness`,
+    /// `rpn_box_reg`) and proposals sampled by the box head (`classifier`, `box_reg`), in
+    /// this batch. Data-parallel ranks rescale by these to get the whole batch's losses.
+    pub num_samples: NumSamples,
+}
+
+/// Sample counts of a batch's losses (see [`Losses::num_samples`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NumSamples {
+    pub rpn: usize,
+    pub roi: usize,
 }
 
 impl Losses {
@@ -40,6 +51,18 @@ impl Losses {
             .add(&self.rpn_box_reg)?
             .add(&self.classifier)?
             .add(&self.box_reg)
+    }
+
+    /// The losses with each multiplied by its factor: `rpn` for the RPN's two, `roi` for the
+    /// box head's two (a data-parallel rank's share of the whole batch's losses).
+    pub fn scaled(&self, rpn: f64, roi: f64) -> Result<Losses> {
+        Ok(Losses {
+            rpn_objectness: self.rpn_objectness.affine(rpn, 0.0)?,
+            rpn_box_reg: self.rpn_box_reg.affine(rpn, 0.0)?,
+            classifier: self.classifier.affine(roi, 0.0)?,
+            box_reg: self.box_reg.affine(roi, 0.0)?,
+            num_samples: self.num_samples,
+        })
     }
 
     /// `(name, value)` pairs in a fixed order, for logging.
@@ -149,6 +172,10 @@ impl FasterRcnn {
             rpn_box_reg: rpn.box_reg,
             classifier: roi.classifier,
             box_reg: roi.box_reg,
+            num_samples: NumSamples {
+                rpn: rpn.num_samples,
+                roi: roi.num_samples,
+            },
         })
     }
 
@@ -193,6 +220,10 @@ impl FasterRcnn {
             rpn_box_reg: rpn.box_reg,
             classifier: roi.classifier,
             box_reg: roi.box_reg,
+            num_samples: NumSamples {
+                rpn: rpn.num_samples,
+                roi: roi.num_samples,
+            },
         })
     }
 }

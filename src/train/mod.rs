@@ -7,11 +7,13 @@
 //! [`plot`] (`loss.png`) and [`progress`] (progress bar, Ctrl-C), [`log_line`] (the plain line
 //! when stdout is not a terminal).
 pub mod checkpoint;
+pub mod dist;
 pub mod log_line;
 pub mod metrics;
 pub mod options;
 pub mod plot;
 pub mod progress;
+pub mod replicas;
 pub mod run;
 pub mod run_config;
 pub mod save;

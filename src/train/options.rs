@@ -9,9 +9,11 @@ use datasets::image::DecodeLimits;
 use datasets::transforms::MULTI_SCALE_MIN_SIZES;
 
 use crate::cli::TrainArgs;
-use crate::commands::{dataset_spec, decode_limits, parse_device};
+use crate::commands::{dataset_spec, decode_limits};
 use crate::model::config::SHAPES_BACKBONE;
 use crate::model::precision::Precision;
+use crate::train::dist::options::DistOptions;
+use crate::train::dist::{Backend, WorkerEnv};
 use crate::train::solver::{Schedule, SolverConfig};
 use crate::weights::registry::{Registry, WeightsRef};
 
@@ -62,6 +64,8 @@ pub struct TrainOptions {
     pub decode_limits: DecodeLimits,
     /// The math of CUDA convolutions (`--precision`).
     pub precision: Precision,
+    /// Data-parallel training: this process's role, the backend and the timeout.
+    pub dist: DistOptions,
 }
 
 /// Iterations and batch of the `shapes` quick start (fits 10 minutes on 2 cores).
@@ -71,7 +75,18 @@ const SHAPES_LR: f64 = 0.02;
 
 impl TrainOptions {
     pub fn from_args(args: &TrainArgs) -> anyhow::Result<Self> {
+        Self::from_args_in(args, WorkerEnv::from_env()?, Backend::from_env()?)
+    }
+
+    /// [`TrainOptions::from_args`] with the worker variables and backend given (tests; the
+    /// in-process data-parallel path).
+    pub fn from_args_in(
+        args: &TrainArgs,
+        worker: Option<WorkerEnv>,
+        backend: Backend,
+    ) -> anyhow::Result<Self> {
         check_ranges(args)?;
+        let dist = DistOptions::new(&args.dist, worker, backend)?;
         let dataset = dataset_spec(&args.data)?.context(
             "training needs --dataset NAME, --annotations FILE.json --images DIR, \
                  --annotations VOC_ROOT or --annotations data.yaml",
@@ -144,6 +159,7 @@ impl TrainOptions {
                 .map_or(0, |d| d.as_secs());
             PathBuf::from(format!("runs/{}-{backbone}-{secs}", dataset.name()))
         });
+        check_world(&dist, batch_size, args.data.skip_bad_images)?;
         let max_iter = solver.max_iter;
         let min_size = match &args.min_size {
             Some(sizes) if sizes.is_empty() || sizes.contains(&0) => {
@@ -163,7 +179,7 @@ impl TrainOptions {
             solver,
             batch_size,
             seed: args.seed,
-            device: parse_device(&args.device)?,
+            device: dist.device(args.device.as_deref())?,
             min_size,
             max_size: args.max_size,
             eval_period: args.eval_period.unwrap_or(0) as u64,
@@ -177,6 +193,7 @@ impl TrainOptions {
             skip_bad_images: args.data.skip_bad_images,
             decode_limits: decode_limits(args.data.max_image_pixels)?,
             precision: args.precision,
+            dist,
         })
     }
 }
@@ -184,6 +201,26 @@ impl TrainOptions {
 /// The image sides `--min-size` / `--max-size` accept, in pixels: at least one cell of the
 /// backbone's coarsest level (stride 32), at most 8192 (10x the COCO recipe's 800 / 1333).
 pub const IMAGE_SIDE_RANGE: std::ops::RangeInclusive<usize> = 32..=8192;
+
+/// Data-parallel training splits every batch evenly across the ranks.
+fn check_world(dist: &DistOptions, batch_size: usize, skip_bad_images: bool) -> anyhow::Result<()> {
+    let world = dist.world_size();
+    if batch_size % world != 0 {
+        anyhow::bail!(
+            "--batch-size {batch_size} does not split evenly over {world} workers: it is the \
+             total over all of them\nhint: use a multiple of {world}, e.g. --batch-size {}",
+            world * (batch_size / world).max(1)
+        );
+    }
+    if world > 1 && skip_bad_images {
+        anyhow::bail!(
+            "--skip-bad-images is not supported in data-parallel training yet (a skipped image \
+             would leave one worker's share of the batch short)\nhint: remove the unreadable \
+             images, or train in one process"
+        );
+    }
+    Ok(())
+}
 
 /// Refuses numbers no run can use, naming the option and its valid range.
 fn check_ranges(args: &TrainArgs) -> anyhow::Result<()> {

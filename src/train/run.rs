@@ -1,19 +1,24 @@
 //! A training run set up before its first iteration: the output folder, the checkpoint it
 //! resumes from (if any), the resolved config written to `config.json`, the model and its
 //! parameters, the optimiser, `metrics.jsonl`, the training loader and the validation split.
+//!
+//! Data-parallel, only rank 0 touches the output folder (it alone reads the checkpoint to
+//! resume from and writes `config.json` and `metrics.jsonl`); [`crate::train::replicas`] then
+//! gives every rank rank 0's start, and each rank's loader builds its slice of every batch.
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use datasets::coco::CategoryMap;
 use datasets::dataset::{Dataset, DatasetSpec};
-use datasets::loader::{DataLoader, LoaderConfig, Mode};
+use datasets::loader::{DataLoader, LoaderConfig, Mode, Shard};
 use datasets::shapes::Split;
 
 use crate::commands::open_split;
 use crate::model::config::DetectorConfig;
 use crate::model::faster_rcnn::FasterRcnn;
 use crate::train::checkpoint::Checkpointer;
+use crate::train::dist::Collective;
 use crate::train::metrics::MetricsLog;
 use crate::train::options::TrainOptions;
 use crate::train::run_config::{check_same_run, resolved_config, write_config};
@@ -37,7 +42,8 @@ pub struct Run {
     pub sgd: Sgd,
     /// The first iteration to run: 0, or the resumed checkpoint's.
     pub start_iter: u64,
-    pub log: MetricsLog,
+    /// `metrics.jsonl` (rank 0 only).
+    pub log: Option<MetricsLog>,
     pub metrics_path: PathBuf,
     pub loader: DataLoader,
     /// None when the dataset has no validation split: no evaluation runs.
@@ -47,12 +53,15 @@ pub struct Run {
 impl Run {
     /// Sets up the run `options` describe, resuming from the output folder's last checkpoint
     /// with `--resume`.
-    pub fn prepare(options: &TrainOptions) -> anyhow::Result<Run> {
+    pub fn prepare(options: &TrainOptions, collective: &mut dyn Collective) -> anyhow::Result<Run> {
         let out = &options.output;
-        std::fs::create_dir_all(out)
-            .with_context(|| format!("creating output folder {}", out.display()))?;
+        let (rank, world) = (collective.rank(), collective.world_size());
+        if rank == 0 {
+            std::fs::create_dir_all(out)
+                .with_context(|| format!("creating output folder {}", out.display()))?;
+        }
         let checkpointer = Checkpointer::new(out, KEEP_CHECKPOINTS);
-        let resume = if options.resume {
+        let resume = if options.resume && rank == 0 {
             let c = checkpointer
                 .load_last(&options.device)?
                 .with_context(|| format!("--resume: no last_checkpoint in {}", out.display()))?;
@@ -69,7 +78,12 @@ impl Run {
         if let Some(c) = &resume {
             check_same_run(&c.config, &config)?;
         }
-        write_config(out, &config)?;
+        if world > 1 {
+            crate::train::replicas::check_same_config(collective, &config)?;
+        }
+        if rank == 0 {
+            write_config(out, &config)?;
+        }
 
         let loaded = match &resume {
             Some(c) => c.model.clone().into_iter().collect(),
@@ -84,18 +98,27 @@ impl Run {
             options.solver.momentum,
             options.solver.weight_decay,
         )?;
-        let start_iter = match &resume {
+        let mut start_iter = match &resume {
             Some(c) => {
                 sgd.load_state(&c.momentum.clone().into_iter().collect())?;
                 c.iteration
             }
             None => 0,
         };
+        if world > 1 {
+            start_iter = crate::train::replicas::sync_start(
+                collective,
+                &params,
+                &mut sgd,
+                start_iter,
+                options.resume,
+            )?;
+        }
         let metrics_path = out.join("metrics.jsonl");
-        let log = if resume.is_some() {
-            MetricsLog::resume(&metrics_path, start_iter)?
-        } else {
-            MetricsLog::create(&metrics_path)?
+        let log = match (rank, &resume) {
+            (0, Some(_)) => Some(MetricsLog::resume(&metrics_path, start_iter)?),
+            (0, None) => Some(MetricsLog::create(&metrics_path)?),
+            _ => None,
         };
 
         let loader = DataLoader::new(
@@ -106,17 +129,23 @@ impl Run {
                 batch_size: options.batch_size,
                 seed: options.seed,
                 skip_bad_images: options.skip_bad_images,
+                shard: Shard {
+                    index: rank,
+                    count: world,
+                },
                 ..LoaderConfig::default()
             },
             Mode::Train,
         );
         check_enough_images(&loader, options)?;
         let stats = loader.target_stats();
-        eprintln!(
+        if rank == 0 {
+            eprintln!(
             "targets: {} crowd regions left out, {} boxes under 1 px dropped, {} images without \
              boxes not trained on",
             stats.crowd_excluded, stats.small_dropped, stats.empty_images_filtered
-        );
+            );
+        }
         Ok(Run {
             checkpointer,
             map,
@@ -129,15 +158,16 @@ impl Run {
             log,
             metrics_path,
             loader,
-            val_set: open_val_split(options),
+            val_set: open_val_split(options, rank == 0),
         })
     }
 }
 
 /// The validation split evaluated during training, if the dataset has one.
-fn open_val_split(options: &TrainOptions) -> Option<Arc<Dataset>> {
+fn open_val_split(options: &TrainOptions, report: bool) -> Option<Arc<Dataset>> {
     match &options.dataset {
         // One annotation file is one split: evaluating on it would score the training images.
+        DatasetSpec::Files { .. } if !report => None,
         DatasetSpec::Files { .. } => {
             eprintln!(
                 "note: a COCO --annotations file gives no validation split, so no evaluation runs \
@@ -149,7 +179,9 @@ fn open_val_split(options: &TrainOptions) -> Option<Arc<Dataset>> {
         _ => match open_split(&options.dataset, Split::Val, options.decode_limits) {
             Ok(v) => Some(v),
             Err(e) => {
-                eprintln!("note: no validation split, evaluation is skipped ({e:#})");
+                if report {
+                    eprintln!("note: no validation split, evaluation is skipped ({e:#})");
+                }
                 None
             }
         },

@@ -13,7 +13,7 @@ use crate::model::config::DetectorConfig;
 use crate::train::options::TrainOptions;
 
 /// The keys of the resolved config that `--resume` requires to be equal.
-const SAME_RUN_KEYS: [&str; 6] = [
+pub const SAME_RUN_KEYS: [&str; 6] = [
     "detector",
     "categories",
     "solver",

@@ -1,6 +1,14 @@
 //! One training step (batch → losses → backward → clip → SGD) and what it needs: the model
 //! over its parameter store, the detector config for a dataset's classes, the per-iteration
 //! sampler seed.
+//!
+//! Data-parallel, each rank holds a slice of the global batch and the step adds two collective
+//! calls. After the forward pass, the ranks sum their sample counts (and flags: a stop request,
+//! a non-finite loss); each rank then scales its losses by `local count × world / global
+//! count`, which makes the mean over ranks exactly the loss of the whole batch (each loss is
+//! divided by the number of samples in the batch, torchvision's normalisation), even when
+//! images contribute unequal sample counts. After backward, the gradients are averaged over
+//! the ranks ([`all_reduce_mean`]), with the losses riding along for the log.
 use std::collections::HashMap;
 
 use anyhow::Context;
@@ -11,6 +19,7 @@ use heads::roi_heads::Target;
 
 use crate::model::config::DetectorConfig;
 use crate::model::faster_rcnn::{FasterRcnn, Losses};
+use crate::train::dist::{all_reduce_mean, Collective};
 use crate::train::options::TrainOptions;
 use crate::train::solver::{check_finite_losses, clip_grad_norm, Sgd};
 use crate::weights::params::Params;
@@ -55,14 +64,27 @@ pub fn build_model(
     Ok((model, params))
 }
 
-/// One optimisation step; returns the loss values.
+/// What a step reports.
+pub struct StepOutcome {
+    /// The whole batch's losses (mean over ranks).
+    pub values: Vec<(&'static str, f64)>,
+    /// A stop (Ctrl-C) was requested on some rank: every rank stops after this step.
+    pub stop: bool,
+}
+
+/// One optimisation step on this rank's slice of the batch, `stop` its own stop request.
 pub fn step(
     model: &FasterRcnn,
     sgd: &mut Sgd,
     batch: &datasets::loader::Batch,
     options: &TrainOptions,
     iteration: u64,
-) -> anyhow::Result<Vec<(&'static str, f64)>> {
+    collective: &mut dyn Collective,
+    stop: bool,
+) -> anyhow::Result<StepOutcome> {
+    let world = collective.world_size();
+    // This rank's first image in the global batch: the samplers draw per global image.
+    let first_image = (collective.rank() * options.batch_size / world) as u64;
     let images = batch.images.to_device(&options.device)?;
     let targets = targets_of(batch, &options.device)?;
     let losses: Losses = model.losses(
@@ -70,17 +92,70 @@ pub fn step(
         &batch.image_sizes,
         &targets,
         iteration_seed(options.seed, iteration),
+        first_image,
     )?;
+    let (losses, stop) = if world == 1 {
+        (losses, stop)
+    } else {
+        share_of_batch(losses, iteration, collective, stop)?
+    };
     let values = losses.values()?;
     check_finite_losses(iteration, &values).context(
         "training stopped; the last checkpoint is intact\nhint: lower the learning rate (--lr) or clip gradients (--clip-grad-norm)",
     )?;
     let mut grads = losses.total()?.backward()?;
+    let values = if world == 1 {
+        values
+    } else {
+        let local: Vec<f32> = values.iter().map(|v| v.1 as f32).collect();
+        let sums = all_reduce_mean(collective, sgd.params(), &mut grads, &local)?;
+        let mean = |(i, (name, _)): (usize, &(&'static str, f64))| {
+            (*name, f64::from(sums[i]) / world as f64)
+        };
+        values.iter().enumerate().map(mean).collect()
+    };
     if let Some(max_norm) = options.solver.clip_grad_norm {
         clip_grad_norm(sgd.params(), &mut grads, max_norm)?;
     }
     sgd.step(&grads, options.solver.lr_at(iteration))?;
-    Ok(values)
+    Ok(StepOutcome { values, stop })
+}
+
+/// This rank's losses scaled to its share of the whole batch's (see the module docs), and
+/// whether any rank asked to stop. A non-finite loss on any rank stops every rank.
+fn share_of_batch(
+    losses: Losses,
+    iteration: u64,
+    collective: &mut dyn Collective,
+    stop: bool,
+) -> anyhow::Result<(Losses, bool)> {
+    let world = collective.world_size() as f64;
+    let n = losses.num_samples;
+    let finite = losses.values()?.iter().all(|v| v.1.is_finite());
+    let flags = [
+        n.rpn as f32,
+        n.roi as f32,
+        f32::from(u8::from(stop)),
+        f32::from(u8::from(!finite)),
+    ];
+    let sums = collective.all_reduce_sum(&Tensor::new(&flags, &Device::Cpu)?)?;
+    let sums = sums.to_vec1::<f32>()?;
+    if finite && sums[3] > 0.0 {
+        anyhow::bail!(
+            "iteration {iteration}: another rank's loss is non-finite (it reports which); \
+             training stopped; the last checkpoint is intact\nhint: lower the learning rate \
+             (--lr) or clip gradients (--clip-grad-norm)"
+        );
+    }
+    // Sample counts are whole numbers far below 2^24: exact in f32.
+    let rpn = n.rpn as f64 * world / f64::from(sums[0]);
+    let roi = n.roi as f64 * world / f64::from(sums[1]);
+    let scaled = if rpn == 1.0 && roi == 1.0 {
+        losses
+    } else {
+        losses.scaled(rpn, roi)?
+    };
+    Ok((scaled, sums[2] > 0.0))
 }
 
 /// The detector config for a dataset's classes.

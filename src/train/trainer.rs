@@ -1,18 +1,26 @@
 //! The training loop of `detect train`: a prepared [`Run`], then per iteration
 //! batch → losses → backward → SGD, with logging, periodic checkpoints and evaluation, Ctrl-C
 //! handling, and the final model.
+//!
+//! Data-parallel, every rank runs this loop over its slice of each batch, and the ranks meet in
+//! each step's collective calls and in evaluation (each rank runs the model over its slice of
+//! the validation batches; rank 0 gathers the detections and scores them). Rank 0 alone prints,
+//! logs and writes. A Ctrl-C on any rank stops every rank after the same iteration.
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Instant;
 
+use anyhow::Context;
 use datasets::coco::CategoryMap;
 use datasets::dataset::Dataset;
-use datasets::loader::DataLoader;
+use datasets::eval::Detection;
+use datasets::loader::{DataLoader, Shard};
 
 use crate::model::config::DetectorConfig;
-use crate::model::evaluate::{evaluate, EvalPass};
+use crate::model::evaluate::{coco_metrics, detect_all, EvalPass};
 use crate::model::faster_rcnn::FasterRcnn;
+use crate::train::dist::{Collective, SingleProcess};
 use crate::train::log_line::LogLine;
 use crate::train::metrics::{EvalRecord, Record, TrainRecord};
 use crate::train::options::TrainOptions;
@@ -34,22 +42,51 @@ fn data_position(loader: &DataLoader, iteration: u64) -> (u64, usize) {
     }
 }
 
-/// Runs `detect train` as configured.
+/// Runs `detect train` as configured, in one process.
 pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
-    let mut run = Run::prepare(options)?;
+    train_with(options, &mut SingleProcess)
+}
+
+/// Runs `detect train` as one rank of `collective`'s world. On an error, the other ranks are
+/// told (they stop with an error quoting it).
+pub fn train_with(options: &TrainOptions, collective: &mut dyn Collective) -> anyhow::Result<()> {
+    let result = train_rank(options, collective);
+    if let Err(e) = &result {
+        collective.abort(&format!("{e:#}"));
+    }
+    result
+}
+
+fn train_rank(options: &TrainOptions, collective: &mut dyn Collective) -> anyhow::Result<()> {
+    let mut run = Run::prepare(options, collective)?;
+    let (lead, world) = (collective.rank() == 0, collective.world_size());
     let interrupt = Interrupt::install().unwrap_or_else(|_| Interrupt::manual());
     let max_iter = options.solver.max_iter;
-    let progress = TrainProgress::new(run.start_iter, max_iter);
-    progress.println(format!(
-        "training {} on {} ({} images, {} classes) for {} iterations, batch {}, output {}",
-        run.detector.backbone_name,
-        options.dataset.name(),
-        run.loader.num_images(),
-        run.map.num_categories(),
-        max_iter,
-        options.batch_size,
-        options.output.display()
-    ));
+    let progress = if lead {
+        TrainProgress::new(run.start_iter, max_iter)
+    } else {
+        TrainProgress::hidden(run.start_iter, max_iter)
+    };
+    if lead {
+        progress.println(format!(
+            "training {} on {} ({} images, {} classes) for {} iterations, batch {}{}, output {}",
+            run.detector.backbone_name,
+            options.dataset.name(),
+            run.loader.num_images(),
+            run.map.num_categories(),
+            max_iter,
+            options.batch_size,
+            if world > 1 {
+                format!(
+                    " ({} per worker on {world} workers)",
+                    options.batch_size / world
+                )
+            } else {
+                String::new()
+            },
+            options.output.display()
+        ));
+    }
     let (mut epoch, skip) = data_position(&run.loader, run.start_iter);
     // A resumed run continues mid-epoch: the batches before it are not decoded.
     let mut batches = run.loader.epoch_from(epoch, skip);
@@ -58,15 +95,25 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
     let mut epoch_batches = skip; // batches the current epoch has yielded (or resumed past)
     let (mut window_start, mut data_time) = (Instant::now(), 0.0f64);
     let mut window_iters = 0u64;
+    // Data-parallel: the stop all ranks agreed on in the last step.
+    let mut agreed_stop = false;
     // The bar is not seen in a log file: print a plain line every --log-period iterations.
     let stdout_is_terminal = std::io::stdout().is_terminal();
     while iteration < max_iter {
-        if interrupt.requested() {
-            run.save_checkpoint(options, iteration)?;
-            progress.finish();
-            eprintln!(
-                "interrupted: saved a checkpoint at iteration {iteration}; continue with --resume"
-            );
+        let stop = if world == 1 {
+            interrupt.requested()
+        } else {
+            agreed_stop
+        };
+        if stop {
+            if lead {
+                run.save_checkpoint(options, iteration)?;
+                progress.finish();
+                eprintln!(
+                    "interrupted: saved a checkpoint at iteration {iteration}; continue with \
+                     --resume"
+                );
+            }
             return Ok(());
         }
         let t = Instant::now();
@@ -90,12 +137,23 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
         };
         epoch_batches += 1;
         data_time += t.elapsed().as_secs_f64();
-        let values = step(&run.model, &mut run.sgd, &batch, options, iteration)?;
+        let outcome = step(
+            &run.model,
+            &mut run.sgd,
+            &batch,
+            options,
+            iteration,
+            collective,
+            interrupt.requested(),
+        )?;
+        let values = outcome.values;
+        agreed_stop = outcome.stop;
         iteration += 1;
         window_iters += 1;
         let lr = options.solver.lr_at(iteration - 1);
         progress.update(iteration, &values, lr);
-        if iteration % options.log_period == 0 || iteration == max_iter {
+        let log_now = iteration % options.log_period == 0 || iteration == max_iter;
+        if let (true, Some(log)) = (log_now, run.log.as_mut()) {
             let elapsed = window_start.elapsed().as_secs_f64();
             if !stdout_is_terminal {
                 println!(
@@ -110,7 +168,7 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
                     }
                 );
             }
-            run.log.append(&Record::Train(TrainRecord {
+            log.append(&Record::Train(TrainRecord {
                 iteration,
                 losses: values.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
                 total_loss: values.iter().map(|v| v.1).sum(),
@@ -120,7 +178,7 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
             }))?;
             (window_start, data_time, window_iters) = (Instant::now(), 0.0, 0);
         }
-        if iteration % options.checkpoint_period == 0 && iteration < max_iter {
+        if lead && iteration % options.checkpoint_period == 0 && iteration < max_iter {
             run.save_checkpoint(options, iteration)?;
         }
         let periodic = options.eval_period > 0 && iteration % options.eval_period == 0;
@@ -128,17 +186,21 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
             let metrics = run_eval(
                 &run.model,
                 val.clone(),
-                &run.map,
-                &run.detector,
+                (&run.map, &run.detector),
                 options,
                 &progress,
+                collective,
             )?;
-            run.log
-                .append(&Record::Eval(EvalRecord { iteration, metrics }))?;
+            if let (Some(metrics), Some(log)) = (metrics, run.log.as_mut()) {
+                log.append(&Record::Eval(EvalRecord { iteration, metrics }))?;
+            }
         }
     }
     skipped += report_skipped(&batches, epoch, &progress);
     progress.finish();
+    if !lead {
+        return Ok(());
+    }
     if skipped > 0 {
         eprintln!("warning: {skipped} unreadable images were skipped (--skip-bad-images)");
     }
@@ -158,32 +220,54 @@ fn report_skipped(
     batches.skipped()
 }
 
-/// Evaluates on the validation split, prints the summary, returns the metrics by name.
+/// Evaluates on the validation split, each rank on its slice of every batch; rank 0 gathers
+/// the detections, prints the summary and returns the metrics by name (None on other ranks).
 fn run_eval(
     model: &FasterRcnn,
     val: Arc<Dataset>,
-    map: &CategoryMap,
-    detector: &DetectorConfig,
+    (map, detector): (&CategoryMap, &DetectorConfig),
     options: &TrainOptions,
     progress: &TrainProgress,
-) -> anyhow::Result<BTreeMap<String, f64>> {
-    let output = evaluate(
+    collective: &mut dyn Collective,
+) -> anyhow::Result<Option<BTreeMap<String, f64>>> {
+    let (detections, _) = detect_all(
         model,
         &EvalPass {
-            dataset: val,
+            dataset: val.clone(),
             dataset_categories: map,
             category_of_label: &|label| map.category_id(label),
             transform: detector.transform.clone(),
             batch_size: options.batch_size,
             skip_bad_images: options.skip_bad_images,
             device: &options.device,
+            shard: Shard {
+                index: collective.rank(),
+                count: collective.world_size(),
+            },
         },
         |_, _| {},
     )?;
-    progress.println(output.metrics.summary());
-    Ok(datasets::eval::STAT_NAMES
-        .iter()
-        .zip(output.metrics.stats)
-        .map(|(n, v)| (n.to_string(), v))
-        .collect())
+    let detections = if collective.world_size() == 1 {
+        detections
+    } else {
+        let Some(parts) = collective.gather(&serde_json::to_vec(&detections)?)? else {
+            return Ok(None);
+        };
+        let mut all = Vec::new();
+        for (rank, part) in parts.iter().enumerate() {
+            let d: Vec<Detection> = serde_json::from_slice(part)
+                .with_context(|| format!("reading rank {rank}'s detections"))?;
+            all.extend(d);
+        }
+        all
+    };
+    let metrics = coco_metrics(&val, &detections)?;
+    progress.println(metrics.summary());
+    Ok(Some(
+        datasets::eval::STAT_NAMES
+            .iter()
+            .zip(metrics.stats)
+            .map(|(n, v)| (n.to_string(), v))
+            .collect(),
+    ))
 }

@@ -198,6 +198,7 @@ impl Overfit {
                 batch_size: 2,
                 skip_bad_images: false,
                 device: &Device::Cpu,
+                shard: datasets::loader::Shard::WHOLE,
             },
             |_, _| {},
         )?;

@@ -57,6 +57,7 @@ pub fn fastrcnn_loss(
     Ok(RoiLosses {
         classifier,
         box_reg: (box_loss / n as f64)?,
+        num_samples: n,
     })
 }
 

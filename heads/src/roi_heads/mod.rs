@@ -101,6 +101,8 @@ pub struct RoiLosses {
     pub classifier: Tensor,
     /// Smooth-L1 of the true class's deltas / number sampled (`loss_box_reg`).
     pub box_reg: Tensor,
+    /// Proposals sampled in the batch: both losses are divided by it.
+    pub num_samples: usize,
 }
 
 /// Box branch of the second stage.

@@ -144,6 +144,7 @@ impl Rpn {
         Ok(RpnLosses {
             objectness: objectness_loss,
             box_reg,
+            num_samples: sampled.len(),
         })
     }
 }

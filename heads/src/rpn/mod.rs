@@ -85,6 +85,8 @@ pub struct RpnLosses {
     pub objectness: Tensor,
     /// Smooth-L1 over the sampled positives / number sampled (`loss_rpn_box_reg`).
     pub box_reg: Tensor,
+    /// Anchors sampled in the batch: both losses are divided by it.
+    pub num_samples: usize,
 }
 
 /// The head's predictions laid out in anchor order, with the anchors.
