@@ -205,7 +205,7 @@ pub const IMAGE_SIDE_RANGE: std::ops::RangeInclusive<usize> = 32..=8192;
 /// Data-parallel training splits every batch evenly across the ranks.
 fn check_world(dist: &DistOptions, batch_size: usize, skip_bad_images: bool) -> anyhow::Result<()> {
     let world = dist.world_size();
-    if batch_size % world != 0 {
+    if !batch_size.is_multiple_of(world) {
         anyhow::bail!(
             "--batch-size {batch_size} does not split evenly over {world} workers: it is the \
              total over all of them\nhint: use a multiple of {world}, e.g. --batch-size {}",

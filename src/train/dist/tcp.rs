@@ -324,7 +324,7 @@ fn accept_all(master: &str, world: usize, timeout: Duration) -> Result<Vec<TcpSt
             }
             Err(e) => return Err(fail(format!("accepting a rank: {e}"))),
         };
-        configure(&mut stream, timeout).map_err(|e| fail(e.to_string()))?;
+        configure(&stream, timeout).map_err(|e| fail(e.to_string()))?;
         let hello = read_frame(&mut stream).map_err(|e| fail(format!("from {from}: {e}")))?;
         let (rank, their_world) = match (hello.tag, hello.payload.len()) {
             (Tag::Hello, 16) => (

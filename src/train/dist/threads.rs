@@ -10,6 +10,9 @@ use candle_core::Tensor;
 use super::frame::Op;
 use super::{f32_bytes, f32_values, sum_in_rank_order, Collective, DistError};
 
+/// Each rank's operation and bytes, in rank order.
+type Deposits = Vec<(Op, Vec<u8>)>;
+
 /// Where the ranks of one process meet.
 pub struct ThreadHub {
     world: usize,
@@ -24,7 +27,7 @@ struct HubState {
     /// This exchange's deposits by rank.
     deposits: Vec<Option<(Op, Vec<u8>)>>,
     /// The last completed exchange's deposits, in rank order.
-    published: Arc<Vec<(Op, Vec<u8>)>>,
+    published: Arc<Deposits>,
     /// Set when a rank stopped: (rank, why).
     failed: Option<(usize, String)>,
 }
@@ -75,7 +78,7 @@ pub struct ThreadCollective {
 
 impl ThreadCollective {
     /// Deposits `bytes` for `op` and returns every rank's deposit once all have arrived.
-    fn exchange(&mut self, op: Op, bytes: Vec<u8>) -> Result<Arc<Vec<(Op, Vec<u8>)>>, DistError> {
+    fn exchange(&mut self, op: Op, bytes: Vec<u8>) -> Result<Arc<Deposits>, DistError> {
         let hub = &self.hub;
         let poisoned = || DistError::Mismatch("a rank's thread panicked".into());
         let mut s = hub.state.lock().map_err(|_| poisoned())?;
