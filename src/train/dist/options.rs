@@ -202,3 +202,6 @@ fn check_worker(args: &DistArgs, env: &WorkerEnv, gpus: Option<usize>) -> anyhow
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
