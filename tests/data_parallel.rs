@@ -348,10 +348,18 @@ fn capture_stderr(child: &mut Child) -> Arc<Mutex<String>> {
     captured
 }
 
-/// Waits until rank 0 has logged an iteration (the ranks are training), at most 60 s.
-fn wait_for_training(out: &Path) {
+/// Waits until rank 0 has logged an iteration (the ranks are training), at most 60 s; fails
+/// at once if `child` ends first.
+fn wait_for_training(out: &Path, child: &mut Child, stderr: &Mutex<String>) {
     let start = Instant::now();
     while !std::fs::read_to_string(out.join("metrics.jsonl")).is_ok_and(|m| m.contains("train")) {
+        if let Some(status) = child.try_wait().unwrap() {
+            std::thread::sleep(Duration::from_millis(200));
+            panic!(
+                "ended ({status}) before training: {}",
+                stderr.lock().unwrap()
+            );
+        }
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "no iteration logged"
@@ -396,7 +404,7 @@ fn a_hung_worker_stops_the_others_within_the_timeout_naming_it() {
         })
         .collect();
     let rank0_err = capture_stderr(&mut children[0]);
-    wait_for_training(&outs[0]);
+    wait_for_training(&outs[0], &mut children[0], &rank0_err);
     signal(&children[1], libc::SIGSTOP);
     let stopped = Instant::now();
     let status = wait_at_most(&mut children[0], Duration::from_secs(30));
@@ -422,7 +430,7 @@ fn the_launcher_stops_the_run_when_a_worker_is_killed_naming_it() {
         .spawn()
         .unwrap();
     let err = capture_stderr(&mut launcher);
-    wait_for_training(&out);
+    wait_for_training(&out, &mut launcher, &err);
     let log = err.lock().unwrap().clone();
     let pid: i32 = log
         .lines()
@@ -460,4 +468,29 @@ fn gpus_on_a_cpu_only_build_needs_the_tcp_backend() {
         !dir.path().join("run").exists(),
         "nothing is started or written"
     );
+}
+
+#[test]
+fn ctrl_c_on_the_launcher_stops_every_worker_and_rank_0_saves() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let args = train_args(&out, 1000, &["--gpus", "2"]);
+    let mut launcher = detect_command(&args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = capture_stderr(&mut launcher);
+    wait_for_training(&out, &mut launcher, &err);
+    signal(&launcher, libc::SIGINT);
+    let status = wait_at_most(&mut launcher, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(200));
+    let log = err.lock().unwrap().clone();
+    let status = status.unwrap_or_else(|| panic!("still running 60 s after Ctrl-C: {log}"));
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("interrupted: saved a checkpoint at iteration"),
+        "{log}"
+    );
+    let last = std::fs::read_to_string(out.join("last_checkpoint")).unwrap();
+    assert!(out.join(last.trim()).is_file(), "{last}");
 }
