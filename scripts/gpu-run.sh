@@ -5,14 +5,17 @@
 #
 #   scripts/gpu-run.sh gpu-bundle        # writes gpu-bundle/gpu-report.md (+ one log per step)
 #
-# Steps (at most 60 + 150 + 210 + 45 s = 7 min 45 s: each has its own time limit):
+# Steps (at most 60 + 150 + 210 + 45 + 120 s = 9 min 45 s: each has its own time limit):
 #   1. no GPU -> stop at once ("no GPU"), exit 2;
 #   2. LD_LIBRARY_PATH += the nvidia/*/lib folders of python3's site-packages (cuDNN, cuBLAS,
 #      cuRAND, NVRTC, ...; the driver's libcuda stays the system's); any library the binary
 #      needs and cannot find -> FAIL row and stop;
 #   3. `detect doctor` (versions + CUDA-vs-CPU self-check);
 #   4. `detect parity` (hidden; every CUDA-vs-CPU parity check, TF32 off), one row per check;
-#   5. `detect train --dataset shapes --iters 200 --device cuda` and `detect eval` of its model.
+#   5. `detect train --dataset shapes --iters 200 --device cuda` and `detect eval` of its model;
+#   6. data-parallel through NCCL on one GPU: `--gpus 1` (launcher, TCP rendezvous, NCCL id,
+#      communicator, all-reduce, watchdog) for 20 iterations, its losses equal to a `--device
+#      cuda` run's within 1e-5 relative.
 # Exit status: 0 when every row is PASS, 1 otherwise, 2 without a GPU or bundle.
 # DETECT_PYTHON selects the interpreter (default python3). If $OUT names a folder (the device
 # tool's output folder), the report and logs are copied there too.
@@ -159,6 +162,40 @@ if [[ $rc -eq 0 && -f "$RUN/model_final.safetensors" ]]; then
   fi
 else
   row "shapes training, 200 iterations, cuda" FAIL "exit $rc after $secs s$( ((rc == 124)) && echo ", over 210 s"), see train.log" "exit 0, under 210 s"
+fi
+
+# 6. `--gpus 1`: one worker through the whole data-parallel path (NCCL all-reduce of one rank),
+#    against the single-process run of the same 20 iterations.
+DP=$DIR/dp-run
+SP=$DIR/dp-reference
+rm -rf "$DP" "$SP"
+t0=$(date +%s)
+SHORT=(train --dataset shapes --iters 20 --log-period 1 --eval-period 0)
+timeout 50 "$BIN" "${SHORT[@]}" --device cuda --output "$SP" >"$DIR/dp-reference.log" 2>&1
+rc_sp=$?
+timeout 70 "$BIN" "${SHORT[@]}" --gpus 1 --dist-timeout 60 --output "$DP" 2>&1 | tee "$DIR/dp.log"
+rc=${PIPESTATUS[0]}
+secs=$(($(date +%s) - t0))
+if [[ $rc -ne 0 || $rc_sp -ne 0 ]]; then
+  row "data-parallel --gpus 1 (NCCL), 20 iterations" FAIL "exit $rc (reference exit $rc_sp) after $secs s, see dp.log" "exit 0, under 120 s"
+else
+  worst=$("$PY" - "$SP/metrics.jsonl" "$DP/metrics.jsonl" <<'PYEOF'
+import json, sys
+def totals(path):
+    rows = [json.loads(l) for l in open(path)]
+    return [r["total_loss"] for r in rows if r["type"] == "train"]
+a, b = totals(sys.argv[1]), totals(sys.argv[2])
+if len(a) != 20 or len(b) != 20:
+    print(f"iterations logged: {len(a)} vs {len(b)}")
+else:
+    print(max(abs(x - y) / abs(x) for x, y in zip(a, b)))
+PYEOF
+  )
+  if awk -v w="$worst" 'BEGIN { exit !(w + 0 == w && w <= 1e-5) }'; then
+    row "data-parallel --gpus 1 (NCCL), 20 iterations" PASS "$secs s, loss rel. diff $worst" "losses within 1e-5 of --device cuda"
+  else
+    row "data-parallel --gpus 1 (NCCL), 20 iterations" FAIL "$secs s, $worst" "losses within 1e-5 of --device cuda"
+  fi
 fi
 
 exit $FAILED

@@ -494,3 +494,16 @@ fn ctrl_c_on_the_launcher_stops_every_worker_and_rank_0_saves() {
     let last = std::fs::read_to_string(out.join("last_checkpoint")).unwrap();
     assert!(out.join(last.trim()).is_file(), "{last}");
 }
+
+#[test]
+fn one_worker_through_the_collective_path_trains_as_one_process() {
+    // `--gpus 1` makes every collective call (a world of one), as the GPU check's NCCL stage.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let result = detect_command(&train_args(&out, ITERS, &["--gpus", "1"]))
+        .output()
+        .unwrap();
+    assert_ok(&result, "--gpus 1");
+    assert!(text(&result.stderr).contains("launcher: started rank 0 of 1"));
+    assert_matches_reference(&read_run(&out, 1..=ITERS), 1);
+}

@@ -78,7 +78,7 @@ impl Run {
         if let Some(c) = &resume {
             check_same_run(&c.config, &config)?;
         }
-        if world > 1 {
+        if !collective.is_single_process() {
             crate::train::replicas::check_same_config(collective, &config)?;
         }
         if rank == 0 {
@@ -105,7 +105,7 @@ impl Run {
             }
             None => 0,
         };
-        if world > 1 {
+        if !collective.is_single_process() {
             start_iter = crate::train::replicas::sync_start(
                 collective,
                 &params,

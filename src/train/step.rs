@@ -94,7 +94,7 @@ pub fn step(
         iteration_seed(options.seed, iteration),
         first_image,
     )?;
-    let (losses, stop) = if world == 1 {
+    let (losses, stop) = if collective.is_single_process() {
         (losses, stop)
     } else {
         share_of_batch(losses, iteration, collective, stop)?
@@ -104,7 +104,7 @@ pub fn step(
         "training stopped; the last checkpoint is intact\nhint: lower the learning rate (--lr) or clip gradients (--clip-grad-norm)",
     )?;
     let mut grads = losses.total()?.backward()?;
-    let values = if world == 1 {
+    let values = if collective.is_single_process() {
         values
     } else {
         let local: Vec<f32> = values.iter().map(|v| v.1 as f32).collect();

@@ -100,7 +100,7 @@ fn train_rank(options: &TrainOptions, collective: &mut dyn Collective) -> anyhow
     // The bar is not seen in a log file: print a plain line every --log-period iterations.
     let stdout_is_terminal = std::io::stdout().is_terminal();
     while iteration < max_iter {
-        let stop = if world == 1 {
+        let stop = if collective.is_single_process() {
             interrupt.requested()
         } else {
             agreed_stop
@@ -247,7 +247,7 @@ fn run_eval(
         },
         |_, _| {},
     )?;
-    let detections = if collective.world_size() == 1 {
+    let detections = if collective.is_single_process() {
         detections
     } else {
         let Some(parts) = collective.gather(&serde_json::to_vec(&detections)?)? else {

@@ -45,6 +45,13 @@ pub trait Collective: Send {
 
     fn world_size(&self) -> usize;
 
+    /// True for [`SingleProcess`] only: the trainer then makes no collective call at all. A
+    /// world of one worker (`--gpus 1`) still makes them (that is how the NCCL path is tested
+    /// on one GPU).
+    fn is_single_process(&self) -> bool {
+        false
+    }
+
     /// The element-wise sum over ranks of a flat f32 tensor (`[n]`, the same `n` on every
     /// rank); every rank gets the same values.
     fn all_reduce_sum(&mut self, flat: &Tensor) -> Result<Tensor, DistError>;
@@ -77,6 +84,10 @@ impl Collective for SingleProcess {
 
     fn world_size(&self) -> usize {
         1
+    }
+
+    fn is_single_process(&self) -> bool {
+        true
     }
 
     fn all_reduce_sum(&mut self, flat: &Tensor) -> Result<Tensor, DistError> {
