@@ -296,6 +296,17 @@ fn two_worker_processes_over_tcp_train_as_one_and_only_rank_0_writes() {
     // The final evaluation ran split across the ranks and was gathered on rank 0.
     let metrics = std::fs::read_to_string(outs[0].join("metrics.jsonl")).unwrap();
     assert!(metrics.contains(r#""type":"eval""#), "{metrics}");
+    // The log reports the time in collective calls (a single process's does not).
+    let train_lines = metrics.lines().filter(|l| l.contains(r#""type":"train""#));
+    assert!(train_lines.clone().count() == ITERS as usize);
+    assert!(
+        train_lines
+            .clone()
+            .all(|l| l.contains(r#""all_reduce_seconds":"#)),
+        "{metrics}"
+    );
+    let single = std::fs::read_to_string(reference().0.path().join("single/metrics.jsonl"));
+    assert!(!single.unwrap().contains("all_reduce_seconds"));
     assert_matches_reference(&read_run(&outs[0], 1..=ITERS), 1);
 }
 

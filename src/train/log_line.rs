@@ -18,6 +18,8 @@ pub struct LogLine<'a> {
     /// Mean seconds per iteration over the last log window, and the data part of it.
     pub seconds_per_iteration: f64,
     pub data_seconds: f64,
+    /// Data-parallel: the part in collective calls (`all_reduce: 0.0123` after `data_time`).
+    pub all_reduce_seconds: Option<f64>,
     pub lr: f64,
 }
 
@@ -37,9 +39,13 @@ impl std::fmt::Display for LogLine<'_> {
         }
         write!(
             f,
-            "  time: {:.4} s/iter  data_time: {:.4}  lr: {:.3e}",
-            self.seconds_per_iteration, self.data_seconds, self.lr
-        )
+            "  time: {:.4} s/iter  data_time: {:.4}",
+            self.seconds_per_iteration, self.data_seconds
+        )?;
+        if let Some(s) = self.all_reduce_seconds {
+            write!(f, "  all_reduce: {s:.4}")?;
+        }
+        write!(f, "  lr: {:.3e}", self.lr)
     }
 }
 

@@ -3,6 +3,7 @@
 //! ```text
 //! {"type":"train","iteration":20,"losses":{"loss_box_reg":0.21,"loss_classifier":0.40,...},
 //!  "total_loss":1.05,"lr":0.00039,"seconds_per_iteration":1.8,"data_seconds":0.05}
+//!  (data-parallel runs add "all_reduce_seconds":0.02)
 //! {"type":"eval","iteration":5000,"metrics":{"AP":0.31,"AP50":0.52,...}}
 //! ```
 //! `iteration` counts completed iterations, so resuming from the checkpoint of iteration N keeps
@@ -33,6 +34,11 @@ pub struct TrainRecord {
     pub seconds_per_iteration: f64,
     /// Of which waiting for data, per iteration.
     pub data_seconds: f64,
+    /// Data-parallel only: of which in the collective calls (the gradient all-reduce and the
+    /// sample-count sum after the forward pass, waiting for the slowest rank included), per
+    /// iteration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_reduce_seconds: Option<f64>,
 }
 
 impl TrainRecord {
@@ -51,6 +57,7 @@ impl TrainRecord {
             lr,
             seconds_per_iteration,
             data_seconds,
+            all_reduce_seconds: None,
         }
     }
 }

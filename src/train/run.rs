@@ -133,6 +133,10 @@ impl Run {
                     index: rank,
                     count: world,
                 },
+                // The node's cores shared among its workers.
+                num_workers: (LoaderConfig::default().num_workers
+                    / options.dist.local_workers().unwrap_or(1))
+                .max(1),
                 ..LoaderConfig::default()
             },
             Mode::Train,

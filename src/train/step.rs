@@ -70,6 +70,8 @@ pub struct StepOutcome {
     pub values: Vec<(&'static str, f64)>,
     /// A stop (Ctrl-C) was requested on some rank: every rank stops after this step.
     pub stop: bool,
+    /// Seconds in collective calls (0 in one process).
+    pub all_reduce_seconds: f64,
 }
 
 /// One optimisation step on this rank's slice of the batch, `stop` its own stop request.
@@ -94,10 +96,11 @@ pub fn step(
         iteration_seed(options.seed, iteration),
         first_image,
     )?;
+    let mut all_reduce_seconds = 0.0;
     let (losses, stop) = if collective.is_single_process() {
         (losses, stop)
     } else {
-        share_of_batch(losses, iteration, collective, stop)?
+        share_of_batch(losses, iteration, collective, stop, &mut all_reduce_seconds)?
     };
     let values = losses.values()?;
     check_finite_losses(iteration, &values).context(
@@ -108,7 +111,11 @@ pub fn step(
         values
     } else {
         let local: Vec<f32> = values.iter().map(|v| v.1 as f32).collect();
+        // The backward pass is queued on the device: finish it before the clock starts.
+        options.device.synchronize()?;
+        let t = std::time::Instant::now();
         let sums = all_reduce_mean(collective, sgd.params(), &mut grads, &local)?;
+        all_reduce_seconds += t.elapsed().as_secs_f64();
         let mean = |(i, (name, _)): (usize, &(&'static str, f64))| {
             (*name, f64::from(sums[i]) / world as f64)
         };
@@ -118,7 +125,11 @@ pub fn step(
         clip_grad_norm(sgd.params(), &mut grads, max_norm)?;
     }
     sgd.step(&grads, options.solver.lr_at(iteration))?;
-    Ok(StepOutcome { values, stop })
+    Ok(StepOutcome {
+        values,
+        stop,
+        all_reduce_seconds,
+    })
 }
 
 /// This rank's losses scaled to its share of the whole batch's (see the module docs), and
@@ -128,6 +139,7 @@ fn share_of_batch(
     iteration: u64,
     collective: &mut dyn Collective,
     stop: bool,
+    seconds: &mut f64,
 ) -> anyhow::Result<(Losses, bool)> {
     let world = collective.world_size() as f64;
     let n = losses.num_samples;
@@ -138,7 +150,9 @@ fn share_of_batch(
         f32::from(u8::from(stop)),
         f32::from(u8::from(!finite)),
     ];
+    let t = std::time::Instant::now();
     let sums = collective.all_reduce_sum(&Tensor::new(&flags, &Device::Cpu)?)?;
+    *seconds += t.elapsed().as_secs_f64();
     let sums = sums.to_vec1::<f32>()?;
     if finite && sums[3] > 0.0 {
         anyhow::bail!(

@@ -95,7 +95,8 @@ fn train_rank(options: &TrainOptions, collective: &mut dyn Collective) -> anyhow
     let mut epoch_batches = skip; // batches the current epoch has yielded (or resumed past)
     let (mut window_start, mut data_time) = (Instant::now(), 0.0f64);
     let mut window_iters = 0u64;
-    // Data-parallel: the stop all ranks agreed on in the last step.
+    let mut all_reduce_time = 0.0f64; // in the window, data-parallel
+                                      // Data-parallel: the stop all ranks agreed on in the last step.
     let mut agreed_stop = false;
     // The bar is not seen in a log file: print a plain line every --log-period iterations.
     let stdout_is_terminal = std::io::stdout().is_terminal();
@@ -148,6 +149,7 @@ fn train_rank(options: &TrainOptions, collective: &mut dyn Collective) -> anyhow
         )?;
         let values = outcome.values;
         agreed_stop = outcome.stop;
+        all_reduce_time += outcome.all_reduce_seconds;
         iteration += 1;
         window_iters += 1;
         let lr = options.solver.lr_at(iteration - 1);
@@ -155,6 +157,8 @@ fn train_rank(options: &TrainOptions, collective: &mut dyn Collective) -> anyhow
         let log_now = iteration % options.log_period == 0 || iteration == max_iter;
         if let (true, Some(log)) = (log_now, run.log.as_mut()) {
             let elapsed = window_start.elapsed().as_secs_f64();
+            let all_reduce_seconds =
+                (!collective.is_single_process()).then(|| all_reduce_time / window_iters as f64);
             if !stdout_is_terminal {
                 println!(
                     "{}",
@@ -164,6 +168,7 @@ fn train_rank(options: &TrainOptions, collective: &mut dyn Collective) -> anyhow
                         losses: &values,
                         seconds_per_iteration: elapsed / window_iters as f64,
                         data_seconds: data_time / window_iters as f64,
+                        all_reduce_seconds,
                         lr,
                     }
                 );
@@ -175,8 +180,10 @@ fn train_rank(options: &TrainOptions, collective: &mut dyn Collective) -> anyhow
                 lr,
                 seconds_per_iteration: elapsed / window_iters as f64,
                 data_seconds: data_time / window_iters as f64,
+                all_reduce_seconds,
             }))?;
             (window_start, data_time, window_iters) = (Instant::now(), 0.0, 0);
+            all_reduce_time = 0.0;
         }
         if lead && iteration % options.checkpoint_period == 0 && iteration < max_iter {
             run.save_checkpoint(options, iteration)?;

@@ -21,9 +21,11 @@ pub mod env;
 mod error;
 mod frame;
 pub mod launch;
+mod link;
 #[cfg(feature = "cuda")]
 mod nccl;
 pub mod options;
+mod rendezvous;
 pub mod tcp;
 pub mod threads;
 

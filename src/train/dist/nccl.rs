@@ -144,22 +144,26 @@ impl NcclCollective {
             std::thread::spawn(move || w.watch())
         };
         let stream = cuda.cuda_stream();
-        stream
-            .context()
-            .bind_to_thread()
-            .map_err(|e| DistError::Nccl(format!("binding the CUDA context: {e:?}")))?;
         let mut comm: sys::ncclComm_t = std::ptr::null_mut();
         let unique = sys::ncclUniqueId {
             internal: *id.internal(),
         };
         let init = || {
+            stream
+                .context()
+                .bind_to_thread()
+                .map_err(|e| DistError::Nccl(format!("binding the CUDA context: {e:?}")))?;
             // SAFETY: `comm` is a valid out-pointer; the id is rank 0's, world and rank checked.
             unsafe { result::comm_init_rank(&mut comm, world as i32, unique, rank as i32) }
                 .map(|_| ())
                 .map_err(|e| DistError::Nccl(format!("ncclCommInitRank (rank {rank}): {e:?}")))
         };
         // Not abortable yet (no communicator): a hang here ends the process after the timeout.
-        watched.guard_init(init)?;
+        if let Err(e) = watched.guard_init(init) {
+            watched.stop.store(true, Ordering::Relaxed);
+            let _ = watchdog.join();
+            return Err(e);
+        }
         watched.comm.store(comm, Ordering::SeqCst);
         Ok(NcclCollective {
             tcp,

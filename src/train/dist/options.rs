@@ -101,7 +101,7 @@ impl DistOptions {
     }
 
     /// Workers on this node, when known.
-    fn local_workers(&self) -> Option<usize> {
+    pub fn local_workers(&self) -> Option<usize> {
         match &self.role {
             Role::Single => Some(1),
             Role::Launcher(l) => Some(l.gpus),

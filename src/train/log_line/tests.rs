@@ -17,6 +17,7 @@ fn a_line_holds_every_field() {
         losses: &losses,
         seconds_per_iteration: 1.5,
         data_seconds: 0.01,
+        all_reduce_seconds: None,
         lr: 0.02,
     }
     .to_string();
@@ -25,5 +26,24 @@ fn a_line_holds_every_field() {
         line,
         "eta: 0:02:30  iter: 20/120  total_loss: 0.7500  loss_classifier: 0.5000  \
          loss_box_reg: 0.2500  time: 1.5000 s/iter  data_time: 0.0100  lr: 2.000e-2"
+    );
+}
+
+#[test]
+fn a_data_parallel_line_shows_the_all_reduce_time() {
+    let losses = [("loss_classifier", 0.5)];
+    let line = LogLine {
+        iteration: 1,
+        max_iter: 2,
+        losses: &losses,
+        seconds_per_iteration: 0.5,
+        data_seconds: 0.01,
+        all_reduce_seconds: Some(0.0123),
+        lr: 0.02,
+    }
+    .to_string();
+    assert!(
+        line.ends_with("data_time: 0.0100  all_reduce: 0.0123  lr: 2.000e-2"),
+        "{line}"
     );
 }

@@ -33,6 +33,7 @@ fn run(iterations: u64) -> Vec<Record> {
             lr: 0.02,
             seconds_per_iteration: 1.0,
             data_seconds: 0.1,
+            all_reduce_seconds: None,
         }));
         if it % 500 == 0 {
             let ap = 0.6 * (1.0 - (-(it as f64) / 1000.0).exp());

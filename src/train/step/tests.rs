@@ -32,7 +32,7 @@ fn ranks_with_unequal_sample_counts_average_to_the_whole_batch_loss() {
             let mut c = hub.join(rank);
             std::thread::spawn(move || {
                 let (scaled, stop) =
-                    share_of_batch(losses_of(value, rpn, roi), 7, &mut c, stop).unwrap();
+                    share_of_batch(losses_of(value, rpn, roi), 7, &mut c, stop, &mut 0.0).unwrap();
                 (scaled.values().unwrap(), stop)
             })
         })
@@ -60,7 +60,7 @@ fn a_non_finite_loss_on_one_rank_stops_the_other() {
         .map(|(rank, value)| {
             let mut c = hub.join(rank);
             std::thread::spawn(move || {
-                share_of_batch(losses_of(value, 8, 8), 4, &mut c, false)
+                share_of_batch(losses_of(value, 8, 8), 4, &mut c, false, &mut 0.0)
                     .map(|_| ())
                     .map_err(|e| e.to_string())
             })
