@@ -5,7 +5,9 @@
 //! [`save`]) → [`step`] (one batch: losses → backward → SGD from [`solver`]). Around it:
 //! [`checkpoint`] (checkpoints and the final model file), [`metrics`] (`metrics.jsonl`),
 //! [`plot`] (`loss.png`) and [`progress`] (progress bar, Ctrl-C), [`log_line`] (the plain line
-//! when stdout is not a terminal).
+//! when stdout is not a terminal). Data-parallel training: [`dist`] (the collective between
+//! ranks, the launcher, the worker variables) and [`replicas`] (every rank starts the same run
+//! from the same weights).
 pub mod checkpoint;
 pub mod dist;
 pub mod log_line;
