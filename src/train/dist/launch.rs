@@ -113,7 +113,7 @@ fn supervise(workers: &mut [(usize, Child)]) -> anyhow::Result<()> {
     match failure {
         None => Ok(()),
         Some((rank, pid, s)) => anyhow::bail!(
-            "worker rank {rank} (pid {pid}) {}; the other workers were stopped\nhint: its own \
+            "worker rank {rank} (pid {pid}) {}; every other worker has stopped\nhint: its own \
              error is printed above",
             describe(s)
         ),
