@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds what the GPU test machine runs (it has no cargo and no network): one stripped x86-64
-# release `detect` with `--features cuda`, in a git-ignored folder, checked to fit in 64 MiB.
+# release `detect` with `--features cuda`, xz-compressed (the binary is ~62 MiB, mostly candle's
+# PTX text; detect.xz is ~8 MiB), in a git-ignored folder, checked to fit in 64 MiB with the
+# tracked tree. scripts/gpu-run.sh decompresses it there (xz, else python3's lzma).
 #
 #   scripts/gpu-build.sh [DIR]          # default DIR=gpu-bundle
 #   # then, there, from a copy of this tree with DIR in it (DIR is git-ignored: with the device
@@ -35,8 +37,18 @@ echo "build: $(($(date +%s) - t0)) s"
 
 rm -rf "$DIR"
 mkdir -p "$DIR"
-cp "$CARGO_TARGET_DIR/release/detect" "$DIR/detect"
-strip "$DIR/detect" || die "strip failed"
+cp "$CARGO_TARGET_DIR/release/detect" "$DIR/detect.raw"
+strip "$DIR/detect.raw" || die "strip failed"
+echo "stripped binary: $(du -b "$DIR/detect.raw" | awk '{printf "%.1f MiB", $1 / 1048576}')"
+echo "libraries it needs there (from the driver and python3's nvidia wheels):"
+readelf -d "$DIR/detect.raw" | awk '/NEEDED/ {print "  " $NF}' | tr -d '[]'
+if command -v xz >/dev/null; then
+  xz -T2 -6 -c "$DIR/detect.raw" >"$DIR/detect.xz" || die "xz failed"
+else
+  "${DETECT_PYTHON:-python3}" -c 'import lzma, sys; open(sys.argv[2], "wb").write(lzma.compress(open(sys.argv[1], "rb").read(), preset=6))' \
+    "$DIR/detect.raw" "$DIR/detect.xz" || die "compressing with python3's lzma failed"
+fi
+rm "$DIR/detect.raw"
 {
   echo "built: $(date -u '+%Y-%m-%d %H:%M UTC') on $(uname -m), glibc $(ldd --version | head -1 | awk '{print $NF}')"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
@@ -49,5 +61,3 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 echo "bundle $DIR: $(mib "$bytes") (limit 64 MiB); with the tracked tree ($(mib "$tree")): $(mib $((bytes + tree)))"
 ((bytes <= LIMIT)) || die "the bundle is $(mib "$bytes"), over 64 MiB"
 ((bytes + tree <= LIMIT)) || die "bundle + tracked tree = $(mib $((bytes + tree))), over the 64 MiB that travels to the GPU machine"
-echo "libraries it needs there (from the driver and python3's nvidia wheels):"
-readelf -d "$DIR/detect" | awk '/NEEDED/ {print "  " $NF}' | tr -d '[]'

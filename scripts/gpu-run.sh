@@ -41,6 +41,16 @@ fi
 DIR=$(cd "$1" && pwd)
 cd "$(dirname "$0")/.." || die "cannot enter the repository root"
 BIN=$DIR/detect
+# gpu-build.sh ships the binary xz-compressed: unpack it once (xz, else python3's lzma).
+if [[ -f "$DIR/detect.xz" && ( ! -f "$BIN" || "$DIR/detect.xz" -nt "$BIN" ) ]]; then
+  if command -v xz >/dev/null 2>&1; then
+    xz -dc "$DIR/detect.xz" >"$BIN.tmp" || die "could not decompress $DIR/detect.xz with xz"
+  else
+    "${DETECT_PYTHON:-python3}" -c 'import lzma, sys; open(sys.argv[2], "wb").write(lzma.decompress(open(sys.argv[1], "rb").read()))' \
+      "$DIR/detect.xz" "$BIN.tmp" || die "could not decompress $DIR/detect.xz with python3's lzma"
+  fi
+  mv "$BIN.tmp" "$BIN" && chmod +x "$BIN"
+fi
 # A copy may have lost the executable bit.
 if [[ -f "$BIN" && ! -x "$BIN" ]]; then chmod +x "$BIN" 2>/dev/null; fi
 [[ -x "$BIN" ]] || die "no executable $BIN (make it with scripts/gpu-build.sh)"

@@ -99,9 +99,11 @@ pub fn parse_device(s: &str) -> anyhow::Result<Device> {
             _ => bail!("unknown device `{s}`: expected `cpu`, `cuda` or `cuda:N`"),
         },
     };
-    Device::new_cuda(ordinal).with_context(|| {
-        format!("cannot open {s}\nhint: CUDA needs a build with `--features cuda` and a GPU")
-    })
+    Device::new_cuda(ordinal)
+        .map_err(crate::weights::pth::without_backtrace)
+        .with_context(|| {
+            format!("cannot open {s}\nhint: CUDA needs a build with `--features cuda` and a GPU")
+        })
 }
 
 /// `--max-image-pixels` (None: the default, PIL's bomb size) as decode limits, refused

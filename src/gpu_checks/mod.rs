@@ -24,7 +24,10 @@ pub fn cuda_device() -> Result<Device, String> {
     if !cfg!(feature = "cuda") {
         return Err("this detect was built without CUDA support (rebuild with `--features cuda`, see README)".into());
     }
-    Device::new_cuda(0).map_err(|e| format!("no GPU: CUDA device 0 is not available ({e})"))
+    Device::new_cuda(0).map_err(|e| {
+        let e = crate::weights::pth::without_backtrace(e);
+        format!("no GPU: CUDA device 0 is not available ({e})")
+    })
 }
 
 /// `detect doctor`'s self-check, on generated data (no files needed): convolution forward,
