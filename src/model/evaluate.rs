@@ -1,5 +1,6 @@
 //! Running a detector over a dataset: the shared core of `detect eval --weights` and of the
 //! periodic evaluation during training.
+use heads::ops::transfer;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -86,9 +87,10 @@ pub fn to_coco(
     d: &Detections,
     category_of_label: &dyn Fn(u32) -> Option<u64>,
 ) -> anyhow::Result<Vec<Detection>> {
-    let boxes = d.boxes.to_vec2::<f32>()?;
-    let scores = d.scores.to_vec1::<f32>()?;
-    let labels = d.labels.to_vec1::<u32>()?;
+    let read = "detections: output";
+    let boxes = transfer::read_rows::<f32>(read, &d.boxes)?;
+    let scores = transfer::read::<f32>(read, &d.scores)?;
+    let labels = transfer::read::<u32>(read, &d.labels)?;
     Ok(boxes
         .iter()
         .zip(scores.iter().zip(&labels))

@@ -11,9 +11,11 @@ use heads::roi_heads::Target;
 
 use crate::model::config::DetectorConfig;
 use crate::model::faster_rcnn::{FasterRcnn, Losses};
+use crate::profile::{Stage, StageClock};
 use crate::train::options::TrainOptions;
 use crate::train::solver::{check_finite_losses, clip_grad_norm, Sgd};
 use crate::weights::params::Params;
+use heads::ops::transfer;
 
 /// The per-iteration seed of the samplers: a function of the run seed and the iteration only,
 /// so a resumed run samples exactly as an uninterrupted one.
@@ -28,8 +30,8 @@ fn targets_of(batch: &datasets::loader::Batch, device: &Device) -> anyhow::Resul
         .iter()
         .map(|t| {
             Ok(Target {
-                boxes: t.boxes.to_device(device)?,
-                labels: t.labels.to_device(device)?,
+                boxes: transfer::to_device(&t.boxes, device)?,
+                labels: transfer::to_device(&t.labels, device)?,
             })
         })
         .collect()
@@ -55,32 +57,59 @@ pub fn build_model(
     Ok((model, params))
 }
 
-/// One optimisation step; returns the loss values.
+/// The losses a step reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepLosses {
+    /// The total loss: the one value read every iteration (the non-finite check).
+    pub total: f64,
+    /// Each component, read only when asked for (logged iterations).
+    pub components: Option<Vec<(&'static str, f64)>>,
+}
+
+/// One optimisation step. Reads the total loss (to stop on a non-finite one before it reaches
+/// the weights) and, when `read_components`, the four loss values. `clock` gets a lap after
+/// each stage (`--profile`; [`StageClock::off`] otherwise).
 pub fn step(
     model: &FasterRcnn,
     sgd: &mut Sgd,
     batch: &datasets::loader::Batch,
     options: &TrainOptions,
     iteration: u64,
-) -> anyhow::Result<Vec<(&'static str, f64)>> {
-    let images = batch.images.to_device(&options.device)?;
+    read_components: bool,
+    clock: &mut StageClock,
+) -> anyhow::Result<StepLosses> {
+    let images = transfer::to_device(&batch.images, &options.device)?;
     let targets = targets_of(batch, &options.device)?;
-    let losses: Losses = model.losses(
+    clock.lap(Stage::Data)?;
+    let losses: Losses = model.losses_timed(
         &images,
         &batch.image_sizes,
         &targets,
         iteration_seed(options.seed, iteration),
+        clock,
     )?;
-    let values = losses.values()?;
-    check_finite_losses(iteration, &values).context(
-        "training stopped; the last checkpoint is intact\nhint: lower the learning rate (--lr) or clip gradients (--clip-grad-norm)",
+    let total_loss = losses.total()?;
+    let total: f64 = transfer::read_scalar(
+        "losses: total (non-finite check)",
+        &total_loss.to_dtype(DType::F64)?,
     )?;
-    let mut grads = losses.total()?.backward()?;
+    if !total.is_finite() {
+        // The error path reads every component, so the message names the culprit.
+        let values = losses.values()?;
+        check_finite_losses(iteration, &values).context(
+            "training stopped; the last checkpoint is intact\nhint: lower the learning rate (--lr) or clip gradients (--clip-grad-norm)",
+        )?;
+        anyhow::bail!("non-finite total loss {total} at iteration {iteration}");
+    }
+    let mut grads = total_loss.backward()?;
+    clock.lap(Stage::Backward)?;
     if let Some(max_norm) = options.solver.clip_grad_norm {
         clip_grad_norm(sgd.params(), &mut grads, max_norm)?;
     }
     sgd.step(&grads, options.solver.lr_at(iteration))?;
-    Ok(values)
+    clock.lap(Stage::Optimizer)?;
+    let components = read_components.then(|| losses.values()).transpose()?;
+    Ok(StepLosses { total, components })
 }
 
 /// The detector config for a dataset's classes.

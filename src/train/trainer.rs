@@ -13,6 +13,7 @@ use datasets::loader::DataLoader;
 use crate::model::config::DetectorConfig;
 use crate::model::evaluate::{evaluate, EvalPass};
 use crate::model::faster_rcnn::FasterRcnn;
+use crate::profile::StageClock;
 use crate::train::log_line::LogLine;
 use crate::train::metrics::{EvalRecord, Record, TrainRecord};
 use crate::train::options::TrainOptions;
@@ -70,6 +71,7 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
             return Ok(());
         }
         let t = Instant::now();
+        let mut clock = StageClock::start(options.profile, &options.device);
         let batch = match batches.next() {
             Some(b) => b?,
             None => {
@@ -90,12 +92,28 @@ pub fn train(options: &TrainOptions) -> anyhow::Result<()> {
         };
         epoch_batches += 1;
         data_time += t.elapsed().as_secs_f64();
-        let values = step(&run.model, &mut run.sgd, &batch, options, iteration)?;
+        // The loss components are read on logged iterations only (one scalar otherwise).
+        let logged = (iteration + 1) % options.log_period == 0 || iteration + 1 == max_iter;
+        let losses = step(
+            &run.model,
+            &mut run.sgd,
+            &batch,
+            options,
+            iteration,
+            logged,
+            &mut clock,
+        )?;
+        if let Some(profile) = clock.finish() {
+            progress.println(format!("profile iteration {}: {profile}", iteration + 1));
+        }
         iteration += 1;
         window_iters += 1;
         let lr = options.solver.lr_at(iteration - 1);
-        progress.update(iteration, &values, lr);
-        if iteration % options.log_period == 0 || iteration == max_iter {
+        match &losses.components {
+            Some(values) => progress.update(iteration, values, lr),
+            None => progress.update_total(iteration, losses.total, lr),
+        }
+        if let Some(values) = losses.components {
             let elapsed = window_start.elapsed().as_secs_f64();
             if !stdout_is_terminal {
                 println!(
