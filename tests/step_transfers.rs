@@ -185,3 +185,84 @@ fn an_inference_forward_reads_only_counts_besides_nms() {
     );
     assert_nms_reads_are_small(&r);
 }
+
+/// The record above only sees reads that go through the counter, so the step path's sources
+/// must not read any other way: no direct `to_vec*` / `to_scalar` / device copy outside
+/// `heads::ops::transfer` (tests excepted), except the listed raw copies of CUDA kernels,
+/// which record themselves with `transfer::note_read`.
+#[test]
+fn the_step_path_reads_only_through_the_counter() {
+    const FORBIDDEN: [&str; 9] = [
+        ".to_vec0",
+        ".to_vec1",
+        ".to_vec2",
+        ".to_vec3",
+        ".to_scalar",
+        "clone_dtoh",
+        "memcpy_dtoh",
+        "Tensor::from_vec",
+        ".to_device(",
+    ];
+    // (file, pattern): raw copies that are counted by hand, or CPU-kernel internals.
+    const ALLOWED: [(&str, &str); 4] = [
+        ("heads/src/ops/nms/cuda.rs", "clone_dtoh"), // noted as "nms: mask"
+        ("heads/src/ops/nms/cuda.rs", "Tensor::from_vec"), // an empty result, no data
+        ("heads/src/ops/nonzero/cuda.rs", "clone_dtoh"), // noted as "nonzero: count"
+        ("heads/src/ops/transfer.rs", ""),           // the counter itself
+    ];
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    let mut dirs = vec![root.join("heads/src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && path.file_name().is_some_and(|n| n != "tests.rs")
+            {
+                files.push(path);
+            }
+        }
+    }
+    for f in [
+        "src/model/faster_rcnn.rs",
+        "src/model/evaluate.rs",
+        "src/train/step.rs",
+        "src/train/trainer.rs",
+        "src/predict/pipeline.rs",
+        "src/output/detection.rs",
+    ] {
+        files.push(root.join(f));
+    }
+    let mut found = Vec::new();
+    for path in &files {
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        let text = std::fs::read_to_string(path).unwrap();
+        // Unit tests at the end of a file (`#[cfg(test)] mod tests { .. }` inline) are not
+        // the step path.
+        let code = text.split("#[cfg(test)]\nmod tests {").next().unwrap();
+        for (n, line) in code.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            for pattern in FORBIDDEN {
+                let allowed = ALLOWED
+                    .iter()
+                    .any(|&(f, p)| f == rel && (p.is_empty() || p == pattern));
+                if line.contains(pattern) && !allowed {
+                    found.push(format!("{rel}:{}: {}", n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "host reads or uploads outside heads::ops::transfer:\n{}",
+        found.join("\n")
+    );
+}

@@ -60,7 +60,7 @@ pub fn evaluate(
     let mut done = 0;
     for batch in batches.by_ref() {
         let batch = batch?;
-        let images = batch.images.to_device(pass.device)?;
+        let images = heads::ops::transfer::to_device(&batch.images, pass.device)?;
         let per_image = model
             .detect(&images, &batch.image_sizes, &batch.original_sizes)
             .context("running the detector")?;

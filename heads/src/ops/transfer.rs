@@ -15,7 +15,7 @@
 //!   the bus. On a CPU run this stays 0.
 //!
 //! Some values have to reach the host without a tensor read: the size of a data-dependent
-//! result ([`nonzero`](super::nonzero)) is known on the CPU for free but is one scalar copy on
+//! result (the `nonzero` op) is known on the CPU for free but is one scalar copy on
 //! CUDA. Such ops call [`note_read`] on every device so that the CPU record shows the same
 //! synchronisation points as a CUDA run.
 
