@@ -39,7 +39,9 @@ fn torch_rate(name: &str, images: &[PathBuf]) -> anyhow::Result<f64> {
 /// Our images/s over `images`, as `detect predict` runs them.
 fn our_rate(model: &FasterRcnn, images: &[PathBuf]) -> anyhow::Result<f64> {
     let limits = DecodeLimits::default();
-    let throughput = predict_files(model, images, &limits, &Device::Cpu, |_, r| r.map(drop))?;
+    let throughput = predict_files(model, images, &limits, &Device::Cpu, false, |_, r| {
+        r.map(drop)
+    })?;
     Ok(throughput.images_per_second())
 }
 

@@ -180,6 +180,11 @@ pub struct TrainArgs {
     /// Log the losses to metrics.jsonl every N iterations.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub log_period: usize,
+    /// Print, for every iteration, the time of each stage (data, backbone, rpn, roi_heads,
+    /// backward, optimizer) and the host<->device transfers it made (0 on CPU). Waits for the
+    /// device after each stage, so a GPU run gets a little slower.
+    #[arg(long)]
+    pub profile: bool,
     /// Continue from the output folder's `last_checkpoint`.
     #[arg(long, requires = "output")]
     pub resume: bool,
@@ -276,6 +281,10 @@ pub struct PredictArgs {
     /// where PIL refuses a file as a decompression bomb). Raise it for larger trusted images.
     #[arg(long, value_name = "N")]
     pub max_image_pixels: Option<u64>,
+    /// Print, for every image, the time of each stage (data, backbone, rpn, roi_heads) and the
+    /// host<->device transfers it made (0 on CPU).
+    #[arg(long)]
+    pub profile: bool,
 }
 
 #[derive(Debug, Args)]

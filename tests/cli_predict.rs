@@ -175,6 +175,43 @@ fn uses_the_newest_trained_model_without_weights() {
 }
 
 #[test]
+fn profile_prints_each_stage_and_no_transfer_on_cpu() {
+    let Some(image) = image() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("shapes.safetensors");
+    candle_core::safetensors::save(&random_weights(91, 18), &weights).unwrap();
+    let output = predict(
+        dir.path(),
+        &[
+            image.to_str().unwrap(),
+            "--weights",
+            weights.to_str().unwrap(),
+            "--backbone",
+            SHAPES_BACKBONE,
+            "--profile",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "predict failed: {}",
+        text(&output.stderr)
+    );
+    let stderr = text(&output.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("profile image 1 ("))
+        .unwrap_or_else(|| panic!("no profile line:\n{stderr}"));
+    let mut rest = line;
+    for stage in ["data", "backbone", "rpn", "roi_heads"] {
+        let at = rest
+            .find(&format!(" {stage} "))
+            .unwrap_or_else(|| panic!("stage {stage} missing or out of order: {line}"));
+        rest = &rest[at..];
+    }
+    assert!(line.contains("; transfers 0 (0 B), host reads "), "{line}");
+}
+
+#[test]
 fn missing_weights_and_missing_backbone_fail_with_hints() {
     let Some(image) = image() else { return };
     let image = image.to_str().unwrap();

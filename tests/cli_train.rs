@@ -259,3 +259,34 @@ fn resume_with_different_settings_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn profile_prints_each_stage_and_no_transfer_on_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let output = tiny_train(&out, &["--iters", "2", "--profile"]);
+    assert_ok(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for iteration in [1, 2] {
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("profile iteration {iteration}: ")))
+            .unwrap_or_else(|| panic!("no profile line for iteration {iteration}:\n{stderr}"));
+        let stages = [
+            "data",
+            "backbone",
+            "rpn",
+            "roi_heads",
+            "backward",
+            "optimizer",
+        ];
+        let mut rest = line;
+        for stage in stages {
+            let at = rest
+                .find(&format!("{stage} "))
+                .unwrap_or_else(|| panic!("stage {stage} missing or out of order: {line}"));
+            rest = &rest[at..];
+        }
+        assert!(line.contains("; transfers 0 (0 B), host reads "), "{line}");
+    }
+}

@@ -10,8 +10,15 @@
 //!
 //! The stride of a level is `padded_image_size / feature_size` in *integer* division on the
 //! padded batch size, so a 96-pixel-high batch with a 2-pixel-high P6 has stride 48, not 64.
+//!
+//! The anchors of a (padded size, feature sizes, device) are built once and cached: a step
+//! at a size seen before uploads nothing.
 
-use candle_core::{Device, Result, Tensor};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::ops::transfer;
+use candle_core::{Device, DeviceLocation, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// Anchor sizes and aspect ratios per pyramid level (torchvision's `AnchorGenerator` arguments).
@@ -33,11 +40,20 @@ impl Default for AnchorGeneratorConfig {
     }
 }
 
+/// Cache key: padded size, feature sizes, device.
+type AnchorKey = ((usize, usize), Vec<(usize, usize)>, DeviceLocation);
+
+/// Distinct batch geometries kept; past it the cache starts over (multi-scale training with
+/// many aspect ratios sees hundreds of padded sizes; each entry is one set of anchors).
+const CACHED_SIZES: usize = 64;
+
 /// Generates the anchors of a batch from its padded size and its feature-map sizes.
 #[derive(Debug, Clone)]
 pub struct AnchorGenerator {
     /// Per level: the rounded cell anchors `[x1, y1, x2, y2]`, ratio-major then size.
     cell_anchors: Vec<Vec<[f32; 4]>>,
+    /// Anchors already built (shared by clones: they depend only on `cell_anchors`).
+    cache: Arc<Mutex<HashMap<AnchorKey, Vec<Tensor>>>>,
 }
 
 impl AnchorGenerator {
@@ -48,7 +64,10 @@ impl AnchorGenerator {
             .zip(config.aspect_ratios.iter().cycle())
             .map(|(sizes, ratios)| generate_anchors(sizes, ratios))
             .collect();
-        Self { cell_anchors }
+        Self {
+            cell_anchors,
+            cache: Arc::default(),
+        }
     }
 
     /// The rounded cell anchors of each level.
@@ -74,6 +93,30 @@ impl AnchorGenerator {
         feature_sizes: &[(usize, usize)],
         device: &Device,
     ) -> Result<Vec<Tensor>> {
+        let key = (padded_size, feature_sizes.to_vec(), device.location());
+        let poisoned = || candle_core::Error::msg("AnchorGenerator: anchor cache poisoned");
+        if let Some(hit) = self.cache.lock().map_err(|_| poisoned())?.get(&key) {
+            // Same location, same device object (CUDA devices can share a location).
+            if hit.iter().all(|t| t.device().same_device(device)) {
+                return Ok(hit.clone());
+            }
+        }
+        let anchors = self.build(padded_size, feature_sizes, device)?;
+        let mut cache = self.cache.lock().map_err(|_| poisoned())?;
+        if cache.len() >= CACHED_SIZES {
+            cache.clear();
+        }
+        cache.insert(key, anchors.clone());
+        Ok(anchors)
+    }
+
+    /// The anchors of [`AnchorGenerator::forward`], built on the host and uploaded.
+    fn build(
+        &self,
+        padded_size: (usize, usize),
+        feature_sizes: &[(usize, usize)],
+        device: &Device,
+    ) -> Result<Vec<Tensor>> {
         if feature_sizes.len() != self.cell_anchors.len() {
             candle_core::bail!(
                 "AnchorGenerator: {} feature maps but anchors configured for {} levels",
@@ -91,7 +134,7 @@ impl AnchorGenerator {
                 let stride = (padded_size.0 / fh, padded_size.1 / fw);
                 let anchors = grid_anchors((fh, fw), stride, cells);
                 let n = anchors.len() / 4;
-                Tensor::from_vec(anchors, (n, 4), device)
+                transfer::upload(anchors, (n, 4), device)
             })
             .collect()
     }

@@ -1,8 +1,9 @@
 //! The two detection stages of Faster R-CNN on top of FPN features, and the ops they stand on.
 //!
 //! - [`ops`]: `box_iou`, `nms`, `batched_nms`, `roi_align` (forward and backward, in autograd),
-//!   `MultiScaleRoiAlign`; CPU kernels and, with the `cuda` feature, CUDA kernels. It depends on
-//!   nothing else in this crate.
+//!   `MultiScaleRoiAlign`, `nonzero`, `top_k`; CPU kernels and, with the `cuda` feature, CUDA
+//!   kernels; and `ops::transfer`, the counter every host read and upload of the step goes
+//!   through. It depends on nothing else in this crate.
 //! - [`anchors`] → [`rpn`]: the RPN head scores every anchor of P2..P6; [`box_coder`] decodes the
 //!   deltas; proposals are top-n per level, clipped, NMS'd (`Rpn::detect`). In training,
 //!   [`matcher`] labels anchors against the ground truth, [`sampler`] draws a balanced batch and
@@ -10,6 +11,9 @@
 //! - [`roi_heads`]: proposals are pooled by `MultiScaleRoiAlign`, run through the two-layer MLP
 //!   and the predictor, then post-processed into `Detections` (`RoiHeads::detect`), or matched,
 //!   sampled and scored into the classifier and box losses (`RoiHeads::losses`).
+//!
+//! A step stays on the device except for a few counts and scalars, and NMS (see
+//! [`ops::transfer`] and the root crate's `tests/step_transfers.rs`).
 //!
 //! Weights are read through a `VarBuilder` under torchvision's names (`rpn.head.*`,
 //! `roi_heads.box_head.*`, `roi_heads.box_predictor.*`); defaults are torchvision's `FasterRCNN`.

@@ -12,7 +12,12 @@
 //! that overlap it best — all of them on ties — even when that IoU is below `high`: IoUs
 //! `[0.4, 0.2]` give `[0, BELOW_LOW_THRESHOLD]`. Such a prediction is matched to its own best
 //! ground truth, which need not be the ground truth that promoted it.
+//!
+//! [`Matcher::call`] works on the device with tensor ops (nothing is read to the host);
+//! [`Matcher::match_host`] is the same rule on host slices, the reference it is tested against.
 
+use crate::ops::compare_scalar;
+use candle_core::op::CmpOp;
 use candle_core::{DType, Result, Tensor};
 
 /// Match value: the best IoU is below the low threshold (background).
@@ -44,14 +49,37 @@ impl Matcher {
         })
     }
 
-    /// Matches from a `[G, N]` IoU tensor; see [`Matcher::match_host`].
-    pub fn call(&self, quality: &Tensor) -> Result<Vec<i64>> {
+    /// Matches from a `[G, N]` IoU tensor, on its device: the same values as
+    /// [`Matcher::match_host`] (ties go to the first ground truth, as torch's `max(dim=0)`
+    /// on the CPU). Errors when there is no ground truth or no prediction.
+    ///
+    /// # Shapes
+    /// `quality [G, N]` → I64 `[N]`: a ground-truth index, [`BELOW_LOW_THRESHOLD`] or
+    /// [`BETWEEN_THRESHOLDS`]
+    pub fn call(&self, quality: &Tensor) -> Result<Tensor> {
         let (g, n) = quality.dims2()?;
-        let values = quality
-            .to_dtype(DType::F32)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        self.match_host(&values, g, n)
+        if g == 0 || n == 0 {
+            candle_core::bail!(
+                "Matcher: empty quality matrix ({g} ground truths, {n} predictions)"
+            );
+        }
+        let device = quality.device();
+        let q = quality.to_dtype(DType::F32)?; // [G, N]
+        let best_val = q.max(0)?; // [N]
+        let best = q.argmax(0)?.to_dtype(DType::I64)?; // [N]
+        let between = Tensor::full(BETWEEN_THRESHOLDS, n, device)?;
+        let below = Tensor::full(BELOW_LOW_THRESHOLD, n, device)?;
+        let matches = compare_scalar(&best_val, CmpOp::Lt, self.high_threshold as f64)?
+            .where_cond(&between, &best)?;
+        let mut matches = compare_scalar(&best_val, CmpOp::Lt, self.low_threshold as f64)?
+            .where_cond(&below, &matches)?; // [N]
+        if self.allow_low_quality_matches {
+            // Predictions that reach some ground truth's highest IoU (all of them on ties).
+            let highest = q.max_keepdim(1)?; // [G, 1]
+            let is_best = q.broadcast_eq(&highest)?.max(0)?; // [N] u8
+            matches = is_best.where_cond(&best, &matches)?;
+        }
+        Ok(matches)
     }
 
     /// For each of the `n` predictions: the index of its ground truth, or

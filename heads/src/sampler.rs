@@ -12,6 +12,17 @@
 //! [`BalancedPositiveNegativeSampler::sample`] is image `first_image + k`. So a batch split
 //! across data-parallel ranks (rank `r` starting at its slice's first image) samples exactly
 //! what one process with the whole batch samples.
+//!
+//! [`BalancedPositiveNegativeSampler::sample_tensor`] draws on device labels: the positive and
+//! negative indices come from [`nonzero`](crate::ops::nonzero) (two counts reach the host), the
+//! host draws *ranks* among them, and the chosen indices are picked on the device. It consumes
+//! the generator exactly as [`BalancedPositiveNegativeSampler::sample`] does and chooses the
+//! same predictions.
+
+use crate::ops::{self, transfer};
+use candle_core::op::CmpOp;
+use candle_core::{Result, Tensor};
+use std::collections::HashMap;
 
 /// Training label of a prediction matched to a ground truth (the RPN's "object"; the box head
 /// uses the ground truth's class, `>= 1`).
@@ -50,6 +61,30 @@ impl SampledIndices {
     }
 }
 
+/// The predictions chosen for one image's loss, as device indices into its predictions.
+#[derive(Debug, Clone)]
+pub struct SampledTensors {
+    /// U32 `[P]`: chosen positives, in drawn order.
+    pub positive: Tensor,
+    /// U32 `[Q]`: chosen negatives, in drawn order.
+    pub negative: Tensor,
+}
+
+impl SampledTensors {
+    /// Host indices on `device` (e.g. a fixture's choices).
+    pub fn upload(s: &SampledIndices, device: &candle_core::Device) -> Result<Self> {
+        Ok(Self {
+            positive: transfer::upload(s.positive.clone(), s.positive.len(), device)?,
+            negative: transfer::upload(s.negative.clone(), s.negative.len(), device)?,
+        })
+    }
+
+    /// Positives then negatives, U32 `[P + Q]`.
+    pub fn all(&self) -> Result<Tensor> {
+        Tensor::cat(&[&self.positive, &self.negative], 0)
+    }
+}
+
 /// Seeded sampler of positives and negatives.
 #[derive(Debug, Clone)]
 pub struct BalancedPositiveNegativeSampler {
@@ -81,24 +116,65 @@ impl BalancedPositiveNegativeSampler {
 
     /// Samples one image from its labels (`>= 1` positive, `0` negative, `< 0` ignored).
     pub fn sample<L: Copy + Into<i64>>(&mut self, labels: &[L]) -> SampledIndices {
-        let mut positive = Vec::new();
+        let mut positive_all = Vec::new();
         let mut negative = Vec::new();
         for (i, &l) in labels.iter().enumerate() {
             match l.into() {
-                l if l >= 1 => positive.push(i as u32),
+                l if l >= 1 => positive_all.push(i as u32),
                 0 => negative.push(i as u32),
                 _ => {}
             }
         }
+        let (num_pos, num_neg) = self.quotas(positive_all.len(), negative.len());
+        let mut rng = self.next_stream();
+        let positive = rng.choose_ranks(positive_all.len(), num_pos);
+        let negative_ranks = rng.choose_ranks(negative.len(), num_neg);
+        SampledIndices {
+            positive: positive.iter().map(|&r| positive_all[r as usize]).collect(),
+            negative: negative_ranks
+                .iter()
+                .map(|&r| negative[r as usize])
+                .collect(),
+        }
+    }
+
+    /// [`BalancedPositiveNegativeSampler::sample`] on device labels: the same choice, as
+    /// device indices. Two counts (the positives', the negatives') are read to the host.
+    ///
+    /// # Shapes
+    /// `labels [N]` integer (`>= 1` positive, `0` negative, `< 0` ignored)
+    pub fn sample_tensor(&mut self, labels: &Tensor) -> Result<SampledTensors> {
+        let device = labels.device();
+        let positive = ops::nonzero(&ops::compare_scalar(labels, CmpOp::Ge, 1.0)?)?; // [n_pos]
+        let negative = ops::nonzero(&ops::compare_scalar(labels, CmpOp::Eq, 0.0)?)?; // [n_neg]
+        let (num_pos, num_neg) = self.quotas(positive.dim(0)?, negative.dim(0)?);
+        let mut rng = self.next_stream();
+        let pos_ranks = rng.choose_ranks(positive.dim(0)?, num_pos);
+        let neg_ranks = rng.choose_ranks(negative.dim(0)?, num_neg);
+        let pick = |all: &Tensor, ranks: Vec<u32>| -> Result<Tensor> {
+            let k = ranks.len();
+            all.index_select(&transfer::upload(ranks, k, device)?, 0)
+        };
+        Ok(SampledTensors {
+            positive: pick(&positive, pos_ranks)?,
+            negative: pick(&negative, neg_ranks)?,
+        })
+    }
+
+    /// The generator of the next image, which then becomes the one after it.
+    fn next_stream(&mut self) -> SplitMix64 {
+        let rng = SplitMix64::for_image(self.seed, self.next_image);
+        self.next_image += 1;
+        rng
+    }
+
+    /// How many positives and negatives to draw from `available_pos` and `available_neg`.
+    fn quotas(&self, available_pos: usize, available_neg: usize) -> (usize, usize) {
         // int() truncation, as torchvision.
         let max_pos = (self.batch_size_per_image as f64 * self.positive_fraction) as usize;
-        let num_pos = positive.len().min(max_pos);
-        let num_neg = negative.len().min(self.batch_size_per_image - num_pos);
-        let mut rng = SplitMix64::for_image(self.seed, self.next_image);
-        self.next_image += 1;
-        rng.choose(&mut positive, num_pos);
-        rng.choose(&mut negative, num_neg);
-        SampledIndices { positive, negative }
+        let num_pos = available_pos.min(max_pos);
+        let num_neg = available_neg.min(self.batch_size_per_image - num_pos);
+        (num_pos, num_neg)
     }
 }
 
@@ -134,14 +210,21 @@ impl SplitMix64 {
         }
     }
 
-    /// Keeps a uniformly drawn `k`-subset of `items` (partial Fisher-Yates), in drawn order.
-    fn choose(&mut self, items: &mut Vec<u32>, k: usize) {
-        let n = items.len();
+    /// A uniformly drawn `k`-subset (`k <= n`) of the positions `0..n`, in drawn order: a
+    /// partial Fisher-Yates shuffle of `0..n` that stores only the swapped positions, so it
+    /// costs `O(k)` whatever `n`.
+    fn choose_ranks(&mut self, n: usize, k: usize) -> Vec<u32> {
+        let mut moved: HashMap<usize, usize> = HashMap::new(); // position -> value held
+        let mut out = Vec::with_capacity(k.min(n));
         for i in 0..k.min(n) {
             let j = i + self.below((n - i) as u64) as usize;
-            items.swap(i, j);
+            let at_i = moved.get(&i).copied().unwrap_or(i);
+            let at_j = moved.get(&j).copied().unwrap_or(j);
+            // swap(i, j): position i is final (later steps only touch positions > i).
+            moved.insert(j, at_i);
+            out.push(at_j as u32);
         }
-        items.truncate(k);
+        out
     }
 }
 

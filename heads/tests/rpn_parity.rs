@@ -117,7 +117,8 @@ fn matcher_labels_the_anchors_torchvision_sampled_as_positive() -> Result<()> {
     let gt: Vec<Tensor> = fx.targets().into_iter().map(|t| t.boxes).collect();
     let targets = rpn.assign_targets_to_anchors(&out.anchors, &gt)?;
     for (i, (t, s)) in targets.iter().zip(fx.samples("rpn")).enumerate() {
-        let foreground = t.labels.iter().filter(|&&l| l == FOREGROUND).count();
+        let labels = t.labels.to_vec1::<i64>()?;
+        let foreground = labels.iter().filter(|&&l| l == FOREGROUND).count();
         // torchvision samples all positives when there are fewer than 128.
         if foreground <= 128 {
             assert_eq!(
@@ -128,7 +129,7 @@ fn matcher_labels_the_anchors_torchvision_sampled_as_positive() -> Result<()> {
         }
     }
     // The image without ground truth: every anchor is background.
-    assert!(targets[2].labels.iter().all(|&l| l == 0));
+    assert!(targets[2].labels.to_vec1::<i64>()?.iter().all(|&l| l == 0));
     Ok(())
 }
 

@@ -52,17 +52,24 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     // A bad image does not stop the others: its error is printed, the run goes on, and the
     // failures are listed once more at the end (exit code 2) after the outputs are written.
     let mut failures = Vec::new();
-    let throughput = predict_files(&loaded.model, &images, &limits, &device, |index, result| {
-        let done = result.and_then(|(image, detections)| {
-            output.add_image(index, &to_image_crate(image)?, &detections, &loaded.labels)
-        });
-        if let Err(err) = done {
-            let message = error_chain(&err);
-            eprintln!("error: {message} (going on with the other images)");
-            failures.push(message);
-        }
-        Ok(())
-    })?;
+    let throughput = predict_files(
+        &loaded.model,
+        &images,
+        &limits,
+        &device,
+        args.profile,
+        |index, result| {
+            let done = result.and_then(|(image, detections)| {
+                output.add_image(index, &to_image_crate(image)?, &detections, &loaded.labels)
+            });
+            if let Err(err) = done {
+                let message = error_chain(&err);
+                eprintln!("error: {message} (going on with the other images)");
+                failures.push(message);
+            }
+            Ok(())
+        },
+    )?;
     output.finish()?;
     eprintln!(
         "{} image{} in {:.1} s: {:.3} images/s",

@@ -1,5 +1,6 @@
 //! Running a detector over a dataset: the shared core of `detect eval --weights` and of the
 //! periodic evaluation during training.
+use heads::ops::transfer;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -84,7 +85,7 @@ pub fn detect_all(
     let mut done = 0;
     for batch in batches.by_ref() {
         let batch = batch?;
-        let images = batch.images.to_device(pass.device)?;
+        let images = heads::ops::transfer::to_device(&batch.images, pass.device)?;
         let per_image = model
             .detect(&images, &batch.image_sizes, &batch.original_sizes)
             .context("running the detector")?;
@@ -105,9 +106,10 @@ pub fn to_coco(
     d: &Detections,
     category_of_label: &dyn Fn(u32) -> Option<u64>,
 ) -> anyhow::Result<Vec<Detection>> {
-    let boxes = d.boxes.to_vec2::<f32>()?;
-    let scores = d.scores.to_vec1::<f32>()?;
-    let labels = d.labels.to_vec1::<u32>()?;
+    let read = "detections: output";
+    let boxes = transfer::read_rows::<f32>(read, &d.boxes)?;
+    let scores = transfer::read::<f32>(read, &d.scores)?;
+    let labels = transfer::read::<u32>(read, &d.labels)?;
     Ok(boxes
         .iter()
         .zip(scores.iter().zip(&labels))

@@ -10,6 +10,8 @@ use heads::rpn::{ConvFn, Rpn};
 use heads::sampler::SampledIndices;
 
 use crate::model::config::DetectorConfig;
+use crate::profile::{Stage, StageClock};
+use heads::ops::transfer;
 
 /// Faster R-CNN with a ResNet/ResNeXt-FPN backbone, weights under torchvision's names
 /// (`backbone.*`, `rpn.*`, `roi_heads.*`).
@@ -65,10 +67,12 @@ impl Losses {
         })
     }
 
-    /// `(name, value)` pairs in a fixed order, for logging.
+    /// `(name, value)` pairs in a fixed order, for logging: four scalar reads (a training
+    /// step reads them only on logged iterations).
     pub fn values(&self) -> Result<Vec<(&'static str, f64)>> {
-        let scalar =
-            |t: &Tensor| -> Result<f64> { t.to_dtype(candle_core::DType::F64)?.to_scalar() };
+        let scalar = |t: &Tensor| -> Result<f64> {
+            transfer::read_scalar("losses: components", &t.to_dtype(candle_core::DType::F64)?)
+        };
         Ok(vec![
             ("loss_objectness", scalar(&self.rpn_objectness)?),
             ("loss_rpn_box_reg", scalar(&self.rpn_box_reg)?),
@@ -114,17 +118,32 @@ impl FasterRcnn {
         image_sizes: &[(usize, usize)],
         original_sizes: &[(usize, usize)],
     ) -> Result<Vec<Detections>> {
+        self.detect_timed(images, image_sizes, original_sizes, &mut StageClock::off())
+    }
+
+    /// [`FasterRcnn::detect`], with a lap of `clock` after each stage (`--profile`).
+    pub fn detect_timed(
+        &self,
+        images: &Tensor,
+        image_sizes: &[(usize, usize)],
+        original_sizes: &[(usize, usize)],
+        clock: &mut StageClock,
+    ) -> Result<Vec<Detections>> {
         let padded = padded_size(images)?;
         let features = self.backbone.forward(images)?; // [P2..P6], each [B, F, h, w]
+        clock.lap(Stage::Backbone)?;
         let proposals = self.rpn.detect(&features, padded, image_sizes)?;
+        clock.lap(Stage::Rpn)?;
         let detections = self
             .roi_heads
             .detect(&features, &proposals.boxes, image_sizes)?;
-        detections
+        let detections = detections
             .into_iter()
             .zip(image_sizes.iter().zip(original_sizes))
             .map(|(d, (&resized, &original))| to_original_size(d, resized, original))
-            .collect()
+            .collect();
+        clock.lap(Stage::RoiHeads)?;
+        detections
     }
 
     /// The four losses of a training batch. `seed` drives the RPN's and the box head's
@@ -143,8 +162,23 @@ impl FasterRcnn {
         seed: u64,
         first_image: u64,
     ) -> Result<Losses> {
+        let clock = &mut StageClock::off();
+        self.losses_timed(images, image_sizes, targets, seed, first_image, clock)
+    }
+
+    /// [`FasterRcnn::losses`], with a lap of `clock` after each stage (`--profile`).
+    pub fn losses_timed(
+        &self,
+        images: &Tensor,
+        image_sizes: &[(usize, usize)],
+        targets: &[Target],
+        seed: u64,
+        first_image: u64,
+        clock: &mut StageClock,
+    ) -> Result<Losses> {
         let padded = padded_size(images)?;
         let features = self.backbone.forward(images)?;
+        clock.lap(Stage::Backbone)?;
         let gt_boxes: Vec<Tensor> = targets.iter().map(|t| t.boxes.clone()).collect();
         let mut rpn_sampler = heads::sampler::BalancedPositiveNegativeSampler::new(
             self.config.rpn.batch_size_per_image,
@@ -155,6 +189,7 @@ impl FasterRcnn {
         let (proposals, rpn) =
             self.rpn
                 .losses(&features, padded, image_sizes, &gt_boxes, &mut rpn_sampler)?;
+        clock.lap(Stage::Rpn)?;
         // A different stream for the second stage, still a function of `seed` alone.
         let mut roi_sampler = self
             .roi_heads
@@ -167,6 +202,7 @@ impl FasterRcnn {
             targets,
             &mut roi_sampler,
         )?;
+        clock.lap(Stage::RoiHeads)?;
         Ok(Losses {
             rpn_objectness: rpn.objectness,
             rpn_box_reg: rpn.box_reg,
@@ -241,7 +277,7 @@ fn to_original_size(
 ) -> Result<Detections> {
     let ry = original.0 as f32 / resized.0 as f32;
     let rx = original.1 as f32 / resized.1 as f32;
-    let scale = Tensor::new(&[rx, ry, rx, ry], d.boxes.device())?;
+    let scale = transfer::upload(vec![rx, ry, rx, ry], 4, d.boxes.device())?;
     Ok(Detections {
         boxes: d.boxes.broadcast_mul(&scale)?,
         ..d

@@ -3,6 +3,7 @@
 use candle_core::{DType, Tensor};
 #[cfg(doc)]
 use datasets::coco::CategoryMap;
+use heads::ops::transfer;
 
 /// One detection, in the original image's pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,9 +24,10 @@ impl Detection {
         scores: &Tensor,
         labels: &Tensor,
     ) -> anyhow::Result<Vec<Self>> {
-        let boxes = boxes.to_dtype(DType::F32)?.to_vec2::<f32>()?; // [D, 4]
-        let scores = scores.to_dtype(DType::F32)?.to_vec1::<f32>()?; // [D]
-        let labels = labels.to_dtype(DType::I64)?.to_vec1::<i64>()?; // [D]
+        let read = "detections: output";
+        let boxes = transfer::read_rows::<f32>(read, &boxes.to_dtype(DType::F32)?)?; // [D, 4]
+        let scores = transfer::read::<f32>(read, &scores.to_dtype(DType::F32)?)?; // [D]
+        let labels = transfer::read::<i64>(read, &labels.to_dtype(DType::I64)?)?; // [D]
         anyhow::ensure!(
             boxes.len() == scores.len() && scores.len() == labels.len(),
             "detections disagree in count: {} boxes, {} scores, {} labels",

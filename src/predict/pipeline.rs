@@ -9,12 +9,14 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Instant;
 
 use anyhow::Context;
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use datasets::image::{load_rgb_with_limits, DecodeLimits, RgbImage};
 use datasets::transforms::{batch_images, transform_image, TransformConfig};
 
 use crate::model::faster_rcnn::FasterRcnn;
 use crate::output::detection::Detection;
+use crate::profile::{Stage, StageClock};
+use heads::ops::transfer;
 
 /// Prepared images waiting for the model: enough that the model never waits on a decode.
 pub const QUEUED_IMAGES: usize = 2;
@@ -58,9 +60,20 @@ pub fn detect_prepared(
     image: PreparedImage,
     device: &Device,
 ) -> anyhow::Result<Vec<Detection>> {
+    detect_prepared_timed(model, image, device, &mut StageClock::off())
+}
+
+/// [`detect_prepared`] with a lap of `clock` after each stage (`--profile`).
+pub fn detect_prepared_timed(
+    model: &FasterRcnn,
+    image: PreparedImage,
+    device: &Device,
+    clock: &mut StageClock,
+) -> anyhow::Result<Vec<Detection>> {
     let (height, width) = image.padded;
-    let images = Tensor::from_vec(image.pixels, (1, 3, height, width), device)?; // [1, 3, H, W]
-    let per_image = model.detect(&images, &[image.size], &[image.original_size])?;
+    let images = transfer::upload(image.pixels, (1, 3, height, width), device)?; // [1, 3, H, W]
+    clock.lap(Stage::Data)?;
+    let per_image = model.detect_timed(&images, &[image.size], &[image.original_size], clock)?;
     let d = per_image
         .first()
         .context("the detector returned no result")?;
@@ -100,12 +113,15 @@ type Decoded = anyhow::Result<(RgbImage, PreparedImage)>;
 
 /// Runs `model` on every file of `paths`, in order. `each(index, result)` receives the decoded
 /// image and its detections, or the error of that image (read, decode or model); an error
-/// returned by `each` stops the run.
+/// returned by `each` stops the run. With `profile`, each image's stage times and transfers
+/// are printed to stderr (`--profile`; "data" is the wait for the decoded image and its
+/// upload).
 pub fn predict_files(
     model: &FasterRcnn,
     paths: &[PathBuf],
     limits: &DecodeLimits,
     device: &Device,
+    profile: bool,
     mut each: impl FnMut(usize, anyhow::Result<(RgbImage, Vec<Detection>)>) -> anyhow::Result<()>,
 ) -> anyhow::Result<Throughput> {
     let start = Instant::now();
@@ -117,14 +133,18 @@ pub fn predict_files(
         // The receiver is dropped when this returns, early or not: the decoder then stops.
         let mut run = |receiver: Receiver<Decoded>| -> anyhow::Result<()> {
             for (index, path) in paths.iter().enumerate() {
+                let mut clock = StageClock::start(profile, device);
                 let decoded = receiver
                     .recv()
                     .context("the decoding thread stopped before the last image")?;
                 let result = decoded.and_then(|(image, prepared)| {
-                    let detections = detect_prepared(model, prepared, device)
+                    let detections = detect_prepared_timed(model, prepared, device, &mut clock)
                         .with_context(|| format!("running the detector on `{}`", path.display()))?;
                     Ok((image, detections))
                 });
+                if let (Some(p), true) = (clock.finish(), result.is_ok()) {
+                    eprintln!("profile image {} (`{}`): {p}", index + 1, path.display());
+                }
                 images += usize::from(result.is_ok());
                 each(index, result)?;
             }

@@ -55,8 +55,10 @@ pub struct TrainOptions {
     pub eval_period: u64,
     /// Write a checkpoint every N iterations (and at the end).
     pub checkpoint_period: u64,
-    /// Log losses every N iterations.
+    /// Log losses every N iterations (the loss components are read only then).
     pub log_period: u64,
+    /// Print each iteration's stage times and transfers (`--profile`).
+    pub profile: bool,
     pub output: PathBuf,
     pub resume: bool,
     pub skip_bad_images: bool,
@@ -188,6 +190,7 @@ impl TrainOptions {
                 None => (max_iter / 5).clamp(1, 5000),
             },
             log_period: args.log_period as u64,
+            profile: args.profile,
             output,
             resume: args.resume,
             skip_bad_images: args.data.skip_bad_images,

@@ -44,6 +44,12 @@ impl TrainProgress {
         self.bar.set_message(format_losses(losses, lr));
     }
 
+    /// Moves the bar with only the total loss known (iterations that read no components).
+    pub fn update_total(&self, iteration: u64, total: f64, lr: f64) {
+        self.bar.set_position(iteration);
+        self.bar.set_message(format!("loss {total:.3} lr {lr:.2e}"));
+    }
+
     /// Prints a line above the bar (or plainly to stderr when the bar is hidden).
     pub fn println(&self, line: impl AsRef<str>) {
         if self.bar.is_hidden() {

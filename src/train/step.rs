@@ -19,10 +19,12 @@ use heads::roi_heads::Target;
 
 use crate::model::config::DetectorConfig;
 use crate::model::faster_rcnn::{FasterRcnn, Losses};
+use crate::profile::{Stage, StageClock};
 use crate::train::dist::{all_reduce_mean, Collective};
 use crate::train::options::TrainOptions;
 use crate::train::solver::{check_finite_losses, clip_grad_norm, Sgd};
 use crate::weights::params::Params;
+use heads::ops::transfer;
 
 /// The per-iteration seed of the samplers: a function of the run seed and the iteration only,
 /// so a resumed run samples exactly as an uninterrupted one.
@@ -37,8 +39,8 @@ fn targets_of(batch: &datasets::loader::Batch, device: &Device) -> anyhow::Resul
         .iter()
         .map(|t| {
             Ok(Target {
-                boxes: t.boxes.to_device(device)?,
-                labels: t.labels.to_device(device)?,
+                boxes: transfer::to_device(&t.boxes, device)?,
+                labels: transfer::to_device(&t.labels, device)?,
             })
         })
         .collect()
@@ -66,8 +68,12 @@ pub fn build_model(
 
 /// What a step reports.
 pub struct StepOutcome {
-    /// The whole batch's losses (mean over ranks).
-    pub values: Vec<(&'static str, f64)>,
+    /// The whole batch's total loss (the one value read every iteration in one process: the
+    /// non-finite check).
+    pub total: f64,
+    /// The whole batch's four losses, when asked for (logged iterations) or when several
+    /// workers ran (they exchange them every step).
+    pub components: Option<Vec<(&'static str, f64)>>,
     /// A stop (Ctrl-C) was requested on some rank: every rank stops after this step.
     pub stop: bool,
     /// Seconds in collective calls (0 in one process).
@@ -75,6 +81,10 @@ pub struct StepOutcome {
 }
 
 /// One optimisation step on this rank's slice of the batch, `stop` its own stop request.
+/// Reads the total loss (to stop on a non-finite one before it reaches the weights) and, when
+/// `read_components`, the four loss values. `clock` gets a lap after each stage (`--profile`;
+/// [`StageClock::off`] otherwise).
+#[allow(clippy::too_many_arguments)]
 pub fn step(
     model: &FasterRcnn,
     sgd: &mut Sgd,
@@ -83,50 +93,71 @@ pub fn step(
     iteration: u64,
     collective: &mut dyn Collective,
     stop: bool,
+    read_components: bool,
+    clock: &mut StageClock,
 ) -> anyhow::Result<StepOutcome> {
     let world = collective.world_size();
+    let single = collective.is_single_process();
     // This rank's first image in the global batch: the samplers draw per global image.
     let first_image = (collective.rank() * options.batch_size / world) as u64;
-    let images = batch.images.to_device(&options.device)?;
+    let images = transfer::to_device(&batch.images, &options.device)?;
     let targets = targets_of(batch, &options.device)?;
-    let losses: Losses = model.losses(
+    clock.lap(Stage::Data)?;
+    let losses: Losses = model.losses_timed(
         &images,
         &batch.image_sizes,
         &targets,
         iteration_seed(options.seed, iteration),
         first_image,
+        clock,
     )?;
     let mut all_reduce_seconds = 0.0;
-    let (losses, stop) = if collective.is_single_process() {
+    let (losses, stop) = if single {
         (losses, stop)
     } else {
         share_of_batch(losses, iteration, collective, stop, &mut all_reduce_seconds)?
     };
-    let values = losses.values()?;
-    check_finite_losses(iteration, &values).context(
-        "training stopped; the last checkpoint is intact\nhint: lower the learning rate (--lr) or clip gradients (--clip-grad-norm)",
+    let total_loss = losses.total()?;
+    let total: f64 = transfer::read_scalar(
+        "losses: total (non-finite check)",
+        &total_loss.to_dtype(DType::F64)?,
     )?;
-    let mut grads = losses.total()?.backward()?;
-    let values = if collective.is_single_process() {
-        values
+    if !total.is_finite() {
+        // The error path reads every component, so the message names the culprit.
+        let values = losses.values()?;
+        check_finite_losses(iteration, &values).context(
+            "training stopped; the last checkpoint is intact\nhint: lower the learning rate (--lr) or clip gradients (--clip-grad-norm)",
+        )?;
+        anyhow::bail!("non-finite total loss {total} at iteration {iteration}");
+    }
+    let mut grads = total_loss.backward()?;
+    clock.lap(Stage::Backward)?;
+    let (total, components) = if single {
+        let components = read_components.then(|| losses.values()).transpose()?;
+        (total, components)
     } else {
+        let values = losses.values()?;
         let local: Vec<f32> = values.iter().map(|v| v.1 as f32).collect();
         // The backward pass is queued on the device: finish it before the clock starts.
         options.device.synchronize()?;
         let t = std::time::Instant::now();
         let sums = all_reduce_mean(collective, sgd.params(), &mut grads, &local)?;
         all_reduce_seconds += t.elapsed().as_secs_f64();
+        clock.lap(Stage::AllReduce)?;
         let mean = |(i, (name, _)): (usize, &(&'static str, f64))| {
             (*name, f64::from(sums[i]) / world as f64)
         };
-        values.iter().enumerate().map(mean).collect()
+        let values: Vec<(&'static str, f64)> = values.iter().enumerate().map(mean).collect();
+        (values.iter().map(|v| v.1).sum(), Some(values))
     };
     if let Some(max_norm) = options.solver.clip_grad_norm {
         clip_grad_norm(sgd.params(), &mut grads, max_norm)?;
     }
     sgd.step(&grads, options.solver.lr_at(iteration))?;
+    clock.lap(Stage::Optimizer)?;
     Ok(StepOutcome {
-        values,
+        total,
+        components,
         stop,
         all_reduce_seconds,
     })
@@ -153,7 +184,7 @@ fn share_of_batch(
     let t = std::time::Instant::now();
     let sums = collective.all_reduce_sum(&Tensor::new(&flags, &Device::Cpu)?)?;
     *seconds += t.elapsed().as_secs_f64();
-    let sums = sums.to_vec1::<f32>()?;
+    let sums: Vec<f32> = transfer::read("data parallel: sample counts and stop flags", &sums)?;
     if finite && sums[3] > 0.0 {
         anyhow::bail!(
             "iteration {iteration}: another rank's loss is non-finite (it reports which); \

@@ -20,6 +20,7 @@ use datasets::loader::{DataLoader, Shard};
 use crate::model::config::DetectorConfig;
 use crate::model::evaluate::{coco_metrics, detect_all, EvalPass};
 use crate::model::faster_rcnn::FasterRcnn;
+use crate::profile::StageClock;
 use crate::train::dist::{Collective, SingleProcess};
 use crate::train::log_line::LogLine;
 use crate::train::metrics::{EvalRecord, Record, TrainRecord};
@@ -118,6 +119,7 @@ fn train_rank(options: &TrainOptions, collective: &mut dyn Collective) -> anyhow
             return Ok(());
         }
         let t = Instant::now();
+        let mut clock = StageClock::start(options.profile, &options.device);
         let batch = match batches.next() {
             Some(b) => b?,
             None => {
@@ -138,6 +140,8 @@ fn train_rank(options: &TrainOptions, collective: &mut dyn Collective) -> anyhow
         };
         epoch_batches += 1;
         data_time += t.elapsed().as_secs_f64();
+        // The loss components are read on logged iterations only (one scalar otherwise).
+        let logged = (iteration + 1) % options.log_period == 0 || iteration + 1 == max_iter;
         let outcome = step(
             &run.model,
             &mut run.sgd,
@@ -146,16 +150,23 @@ fn train_rank(options: &TrainOptions, collective: &mut dyn Collective) -> anyhow
             iteration,
             collective,
             interrupt.requested(),
+            logged,
+            &mut clock,
         )?;
-        let values = outcome.values;
+        if let Some(profile) = clock.finish() {
+            progress.println(format!("profile iteration {}: {profile}", iteration + 1));
+        }
         agreed_stop = outcome.stop;
         all_reduce_time += outcome.all_reduce_seconds;
         iteration += 1;
         window_iters += 1;
         let lr = options.solver.lr_at(iteration - 1);
-        progress.update(iteration, &values, lr);
-        let log_now = iteration % options.log_period == 0 || iteration == max_iter;
-        if let (true, Some(log)) = (log_now, run.log.as_mut()) {
+        match &outcome.components {
+            Some(values) => progress.update(iteration, values, lr),
+            None => progress.update_total(iteration, outcome.total, lr),
+        }
+        let components = outcome.components.filter(|_| logged);
+        if let (Some(values), Some(log)) = (components, run.log.as_mut()) {
             let elapsed = window_start.elapsed().as_secs_f64();
             let all_reduce_seconds =
                 (!collective.is_single_process()).then(|| all_reduce_time / window_iters as f64);

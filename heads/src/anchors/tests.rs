@@ -36,3 +36,28 @@ fn rejects_wrong_number_of_levels() {
     let gen = AnchorGenerator::new(&AnchorGeneratorConfig::default());
     assert!(gen.forward((64, 64), &[(16, 16)], &Device::Cpu).is_err());
 }
+
+#[test]
+fn anchors_are_uploaded_once_per_geometry() -> Result<()> {
+    use crate::ops::transfer::Recorder;
+    let gen = AnchorGenerator::new(&AnchorGeneratorConfig::default());
+    let sizes = [(8, 8), (4, 4), (2, 2), (1, 1), (1, 1)];
+    let scope = Recorder::start();
+    let first = gen.forward((32, 32), &sizes, &Device::Cpu)?;
+    let uploads = scope.finish().uploads;
+    assert_eq!(uploads, 5, "one upload per level");
+    let scope = Recorder::start();
+    let again = gen.clone().forward((32, 32), &sizes, &Device::Cpu)?;
+    assert_eq!(scope.finish().uploads, 0, "cached (clones share the cache)");
+    for (a, b) in first.iter().zip(&again) {
+        assert_eq!(a.to_vec2::<f32>()?, b.to_vec2::<f32>()?);
+    }
+    let scope = Recorder::start();
+    gen.forward((64, 32), &sizes, &Device::Cpu)?;
+    assert_eq!(
+        scope.finish().uploads,
+        5,
+        "another padded size is another entry"
+    );
+    Ok(())
+}

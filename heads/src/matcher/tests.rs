@@ -63,3 +63,38 @@ fn empty_matrix_is_an_error() {
     assert!(m.match_host(&[], 0, 3).is_err());
     assert!(Matcher::new(0.3, 0.7, false).is_err());
 }
+
+/// `call` (tensor ops) against `match_host` (the reference) on one matrix.
+fn same_on_tensors(m: &Matcher, q: &[f32], g: usize, n: usize) -> Result<()> {
+    let t = Tensor::from_vec(q.to_vec(), (g, n), &candle_core::Device::Cpu)?;
+    assert_eq!(
+        m.call(&t)?.to_vec1::<i64>()?,
+        m.match_host(q, g, n)?,
+        "{q:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn tensor_matching_equals_the_host_rule() -> Result<()> {
+    let low_quality = Matcher::new(0.7, 0.3, true)?;
+    let strict = Matcher::new(0.5, 0.5, false)?;
+    for m in [&low_quality, &strict] {
+        same_on_tensors(m, &[0.8, 0.5, 0.1, 0.7, 0.3], 1, 5)?;
+        same_on_tensors(m, &[0.6, 0.9, 0.2, 0.8, 0.9, 0.1], 2, 3)?;
+        same_on_tensors(m, &[0.4, 0.1, 0.4, 0.2, 0.0, 0.5, 0.0, 0.1], 2, 4)?;
+        same_on_tensors(m, &[0.5, 0.1, 0.6, 0.9], 2, 2)?;
+        // Quantised random IoUs: many ties between and within ground truths.
+        let mut state = 99u64;
+        let q: Vec<f32> = (0..5 * 300)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(7);
+                ((state >> 33) % 11) as f32 / 10.0
+            })
+            .collect();
+        same_on_tensors(m, &q, 5, 300)?;
+    }
+    let empty = Tensor::zeros((0, 3), DType::F32, &candle_core::Device::Cpu)?;
+    assert!(strict.call(&empty).is_err());
+    Ok(())
+}

@@ -2,6 +2,8 @@
 
 use super::RoiLosses;
 use crate::losses::{cross_entropy, smooth_l1_loss_sum, SMOOTH_L1_BETA};
+use crate::ops::{self, transfer};
+use candle_core::op::CmpOp;
 use candle_core::{DType, Result, Tensor};
 
 /// Cross-entropy of the class logits over all sampled proposals, and smooth-L1 (beta 1/9)
@@ -30,27 +32,33 @@ pub fn fastrcnn_loss(
             regression_targets.shape()
         );
     }
-    let label_values = labels.to_dtype(DType::I64)?.to_vec1::<i64>()?;
-    if let Some(bad) = label_values.iter().find(|&&l| l < 0 || l as usize >= c) {
-        candle_core::bail!("fastrcnn_loss: label {bad} outside 0..{c}");
+    let device = labels.device();
+    let labels_i64 = labels.to_dtype(DType::I64)?; // [N]
+                                                   // One scalar read: does any label fall outside 0..C? (On error the labels are read for
+                                                   // the message.)
+    let outside = (ops::compare_scalar(&labels_i64, CmpOp::Lt, 0.0)?
+        + ops::compare_scalar(&labels_i64, CmpOp::Ge, c as f64)?)?;
+    if n > 0 && transfer::read_scalar::<u8>("fastrcnn_loss: label range", &outside.max(0)?)? > 0 {
+        let values: Vec<i64> = transfer::read("fastrcnn_loss: bad label", &labels_i64)?;
+        let bad = values.iter().find(|&&l| l < 0 || l as usize >= c);
+        candle_core::bail!(
+            "fastrcnn_loss: label {} outside 0..{c}",
+            bad.copied().unwrap_or(-1)
+        );
     }
     let classifier = cross_entropy(logits, labels)?;
     // Row (i * C + label_i) of deltas viewed as [N*C, 4], for each foreground i.
-    let (rows, positives): (Vec<u32>, Vec<u32>) = label_values
-        .iter()
-        .enumerate()
-        .filter(|(_, &l)| l > 0)
-        .map(|(i, &l)| ((i * c) as u32 + l as u32, i as u32))
-        .unzip();
-    let box_loss = if rows.is_empty() {
+    let positives = ops::nonzero(&ops::compare_scalar(&labels_i64, CmpOp::Gt, 0.0)?)?; // [P]
+    let box_loss = if positives.dim(0)? == 0 {
         Tensor::zeros((), deltas.dtype(), deltas.device())?
     } else {
-        let device = deltas.device();
-        let pred = deltas
-            .reshape((n * c, 4))?
-            .index_select(&Tensor::new(rows.as_slice(), device)?, 0)?; // [P, 4]
+        let positive_i64 = positives.to_dtype(DType::I64)?; // [P]
+        let rows = positive_i64
+            .broadcast_mul(&Tensor::full(c as i64, (), device)?)?
+            .add(&labels_i64.index_select(&positives, 0)?)?; // [P]
+        let pred = deltas.reshape((n * c, 4))?.index_select(&rows, 0)?; // [P, 4]
         let target = regression_targets
-            .index_select(&Tensor::new(positives.as_slice(), device)?, 0)?
+            .index_select(&positives, 0)?
             .to_dtype(pred.dtype())?; // [P, 4]
         smooth_l1_loss_sum(&pred, &target, SMOOTH_L1_BETA)?
     };

@@ -17,7 +17,7 @@ pub use sampling::{ProposalTargets, TrainingSamples};
 use crate::box_coder::BoxCoder;
 use crate::matcher::Matcher;
 use crate::ops::MultiScaleRoiAlign;
-use crate::sampler::{BalancedPositiveNegativeSampler, SampledIndices};
+use crate::sampler::BalancedPositiveNegativeSampler;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
@@ -197,9 +197,12 @@ impl RoiHeads {
     ) -> Result<RoiLosses> {
         let with_gt = self.add_gt_proposals(proposals, targets)?;
         let matched = self.assign_targets_to_proposals(&with_gt, targets)?;
-        let samples: Vec<SampledIndices> =
-            matched.iter().map(|m| sampler.sample(&m.labels)).collect();
-        let samples = self.select_training_samples(&with_gt, &matched, targets, &samples)?;
+        let samples = matched
+            .iter()
+            .map(|m| sampler.sample_tensor(&m.labels))
+            .collect::<Result<Vec<_>>>()?;
+        let samples =
+            self.select_training_samples_sampled(&with_gt, &matched, targets, &samples)?;
         self.losses_on_samples(features, &samples, image_sizes)
     }
 

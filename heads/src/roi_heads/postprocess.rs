@@ -2,13 +2,14 @@
 
 use super::{Detections, RoiHeads};
 use crate::ops;
+use candle_core::op::CmpOp;
 use candle_core::{DType, Result, Tensor, D};
 
 impl RoiHeads {
     /// Per image: softmax class probabilities, every class's deltas decoded onto the proposal
     /// and clipped to the image; then, over all (proposal, foreground class) pairs, those
     /// with probability > `score_thresh` and sides >= `min_size`, NMS'd per class, best
-    /// `detections_per_img` kept.
+    /// `detections_per_img` kept. Only NMS reads to the host (the candidates' boxes and scores).
     ///
     /// # Shapes
     /// - `logits`: `[sum K_i, C]`, `deltas`: `[sum K_i, 4C]`, `proposals[i]`: `[K_i, 4]`.
@@ -60,28 +61,22 @@ impl RoiHeads {
                 .reshape((k, c, 4))?
                 .narrow(1, 1, c - 1)?
                 .reshape((k * (c - 1), 4))?;
-            let score_values = scores
+            let scores = scores
                 .narrow(1, 1, c - 1)?
                 .to_dtype(DType::F32)?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            let candidates: Vec<u32> = score_values
-                .iter()
-                .enumerate()
-                .filter(|(_, &s)| s > self.config.score_thresh)
-                .map(|(i, _)| i as u32)
-                .collect();
-            let boxes = boxes.index_select(&Tensor::new(candidates.as_slice(), device)?, 0)?;
-            let keep = ops::remove_small_boxes(&boxes, self.config.min_size)?.to_vec1::<u32>()?;
-            let candidates: Vec<u32> = keep.iter().map(|&j| candidates[j as usize]).collect();
-            let boxes = boxes.index_select(&Tensor::new(keep.as_slice(), device)?, 0)?; // [M, 4]
-            let kept_scores: Vec<f32> = candidates
-                .iter()
-                .map(|&j| score_values[j as usize])
-                .collect();
-            let labels: Vec<u32> = candidates.iter().map(|&j| j % (c as u32 - 1) + 1).collect();
-            let scores_t = Tensor::new(kept_scores.as_slice(), device)?;
-            let labels_t = Tensor::new(labels.as_slice(), device)?;
+                .flatten_all()?; // [K * (C-1)]
+                                 // The class of each (proposal, class) pair: 1..C per row.
+            let labels = Tensor::arange(1u32, c as u32, device)?
+                .unsqueeze(0)?
+                .broadcast_as((k, c - 1))?
+                .flatten_all()?; // [K * (C-1)]
+            let confident =
+                ops::compare_scalar(&scores, CmpOp::Gt, self.config.score_thresh as f64)?;
+            let large = ops::large_boxes_mask(&boxes, self.config.min_size)?;
+            let keep = ops::nonzero(&(confident * large)?)?; // [M], ascending
+            let boxes = boxes.index_select(&keep, 0)?; // [M, 4]
+            let scores_t = scores.index_select(&keep, 0)?; // [M]
+            let labels_t = labels.index_select(&keep, 0)?; // [M]
 
             let keep = ops::batched_nms(&boxes, &scores_t, &labels_t, self.config.nms_thresh)?;
             let n = keep.dim(0)?.min(self.config.detections_per_img);

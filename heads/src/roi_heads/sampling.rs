@@ -3,18 +3,21 @@
 
 use super::{RoiHeads, Target};
 use crate::box_coder::check_boxes;
-use crate::matcher::{BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS};
-use crate::ops;
-use crate::sampler::{SampledIndices, BACKGROUND, IGNORE};
+use crate::ops::{self, transfer};
+use crate::rpn::labels_from_matches;
+use crate::sampler::{SampledIndices, SampledTensors, BACKGROUND};
+use candle_core::op::CmpOp;
 use candle_core::{DType, Result, Tensor};
 
-/// Training labels of one image's proposals.
-#[derive(Debug, Clone, PartialEq)]
+/// Training labels of one image's proposals, on their device.
+#[derive(Debug, Clone)]
 pub struct ProposalTargets {
-    /// Per proposal: its ground truth's class (>= 1), [`BACKGROUND`] or [`IGNORE`].
-    pub labels: Vec<i64>,
-    /// Per proposal: index of its ground-truth box (meaningful where the label is >= 1).
-    pub matched_gt: Vec<u32>,
+    /// I64 `[K]`: per proposal its ground truth's class (>= 1), [`BACKGROUND`] or
+    /// [`IGNORE`](crate::sampler::IGNORE).
+    pub labels: Tensor,
+    /// U32 `[K]`: per proposal the index of its ground-truth box (meaningful where the label
+    /// is >= 1).
+    pub matched_gt: Tensor,
 }
 
 /// The sampled proposals of every image and what they are trained towards.
@@ -67,29 +70,21 @@ impl RoiHeads {
             .map(|(p, t)| {
                 let n = check_boxes("RoiHeads proposals", p)?;
                 let g = check_boxes("RoiHeads ground-truth boxes", &t.boxes)?;
-                let gt_labels = t.labels.to_dtype(DType::I64)?.to_vec1::<i64>()?;
-                if gt_labels.len() != g {
-                    candle_core::bail!(
-                        "RoiHeads: {g} ground-truth boxes but {} labels",
-                        gt_labels.len()
-                    );
+                let labels = t.labels.dims1()?;
+                if labels != g {
+                    candle_core::bail!("RoiHeads: {g} ground-truth boxes but {labels} labels");
                 }
+                let device = p.device();
                 if g == 0 {
                     return Ok(ProposalTargets {
-                        labels: vec![BACKGROUND; n],
-                        matched_gt: vec![0; n],
+                        labels: Tensor::full(BACKGROUND, n, device)?,
+                        matched_gt: Tensor::zeros(n, DType::U32, device)?,
                     });
                 }
                 let matches = self.matcher.call(&ops::box_iou(&t.boxes, p)?)?; // [K]
-                let labels = matches
-                    .iter()
-                    .map(|&m| match m {
-                        BELOW_LOW_THRESHOLD => BACKGROUND,
-                        BETWEEN_THRESHOLDS => IGNORE,
-                        m => gt_labels[m as usize],
-                    })
-                    .collect();
-                let matched_gt = matches.iter().map(|&m| m.max(0) as u32).collect();
+                let (_, matched) = labels_from_matches(&matches, &matches)?;
+                let classes = t.labels.to_dtype(DType::I64)?.index_select(&matched, 0)?; // [K]
+                let (labels, matched_gt) = labels_from_matches(&matches, &classes)?;
                 Ok(ProposalTargets { labels, matched_gt })
             })
             .collect()
@@ -108,6 +103,23 @@ impl RoiHeads {
         targets: &[Target],
         samples: &[SampledIndices],
     ) -> Result<TrainingSamples> {
+        let mut on_device = Vec::with_capacity(samples.len());
+        for (i, ((p, m), s)) in proposals.iter().zip(matched).zip(samples).enumerate() {
+            check_sampled_labels(i, m, s)?;
+            on_device.push(SampledTensors::upload(s, p.device())?);
+        }
+        self.select_training_samples_sampled(proposals, matched, targets, &on_device)
+    }
+
+    /// [`RoiHeads::select_training_samples`] with the samples on the device (as the sampler
+    /// draws them): no host read.
+    pub fn select_training_samples_sampled(
+        &self,
+        proposals: &[Tensor],
+        matched: &[ProposalTargets],
+        targets: &[Target],
+        samples: &[SampledTensors],
+    ) -> Result<TrainingSamples> {
         if matched.len() != proposals.len() || samples.len() != proposals.len() {
             candle_core::bail!(
                 "RoiHeads::select_training_samples: {} images but {} label sets and {} samples",
@@ -121,61 +133,81 @@ impl RoiHeads {
             labels: Vec::new(),
             regression_targets: Vec::new(),
         };
-        for (i, (((p, m), t), s)) in proposals
-            .iter()
-            .zip(matched)
-            .zip(targets)
-            .zip(samples)
-            .enumerate()
-        {
-            for (&j, positive) in s
-                .positive
-                .iter()
-                .map(|j| (j, true))
-                .chain(s.negative.iter().map(|j| (j, false)))
-            {
-                let label = m.labels.get(j as usize).copied();
-                let ok = match label {
-                    Some(l) if positive => l >= 1,
-                    Some(l) => l == BACKGROUND,
-                    None => false,
-                };
-                if !ok {
-                    candle_core::bail!(
-                        "RoiHeads: image {i} sampled proposal {j} as {}, but its label is {label:?} \
-                         ({} proposals)",
-                        if positive { "positive" } else { "negative" },
-                        m.labels.len()
-                    );
-                }
-            }
-            let mut index = s.all();
-            index.sort_unstable();
+        for (((p, m), t), s) in proposals.iter().zip(matched).zip(targets).zip(samples) {
             let device = p.device();
-            let idx = Tensor::new(index.as_slice(), device)?;
-            let sampled = p.index_select(&idx, 0)?; // [S, 4]
-            let labels: Vec<u32> = index.iter().map(|&j| m.labels[j as usize] as u32).collect();
-            // Background proposals regress onto themselves (zero targets, no log(0)); only
-            // foreground targets enter the loss.
+            let count = s.positive.dim(0)? + s.negative.dim(0)?;
+            if count == 0 {
+                out.proposals
+                    .push(Tensor::zeros((0, 4), p.dtype(), device)?);
+                out.labels.push(Tensor::zeros(0, DType::U32, device)?);
+                out.regression_targets
+                    .push(Tensor::zeros((0, 4), p.dtype(), device)?);
+                continue;
+            }
+            // Increasing index order, as torchvision (a few hundred indices).
+            let (index, _) = s.all()?.sort_last_dim(true)?; // [S]
+            let sampled = p.index_select(&index, 0)?; // [S, 4]
+            let labels = m.labels.index_select(&index, 0)?; // [S] I64, all >= 0
+                                                            // Background proposals regress onto themselves (zero targets, no log(0)); only
+                                                            // foreground targets enter the loss.
             let reference = if t.boxes.dim(0)? == 0 {
                 sampled.clone()
             } else {
-                let gi: Vec<u32> = index.iter().map(|&j| m.matched_gt[j as usize]).collect();
-                let gt = t
-                    .boxes
-                    .to_dtype(p.dtype())?
-                    .index_select(&Tensor::new(gi.as_slice(), device)?, 0)?; // [S, 4]
-                let fg: Vec<u8> = labels.iter().map(|&l| u8::from(l >= 1)).collect();
-                let fg = Tensor::new(fg.as_slice(), device)?
+                let gi = m.matched_gt.index_select(&index, 0)?; // [S]
+                let gt = t.boxes.to_dtype(p.dtype())?.index_select(&gi, 0)?; // [S, 4]
+                let fg = ops::compare_scalar(&labels, CmpOp::Ge, 1.0)?
                     .unsqueeze(1)?
                     .broadcast_as(gt.shape())?;
                 fg.where_cond(&gt, &sampled)?
             };
             out.regression_targets
                 .push(self.box_coder.encode(&reference, &sampled)?);
-            out.labels.push(Tensor::new(labels.as_slice(), device)?);
+            out.labels.push(labels.to_dtype(DType::U32)?);
             out.proposals.push(sampled);
         }
         Ok(out)
     }
+}
+
+/// Checks that samples from elsewhere (e.g. a fixture) agree with our matching: positives
+/// labelled >= 1, negatives [`BACKGROUND`] (one read of the sampled proposals' labels).
+fn check_sampled_labels(image: usize, m: &ProposalTargets, s: &SampledIndices) -> Result<()> {
+    let n = m.labels.dim(0)?;
+    let wanted: Vec<(u32, bool)> = s
+        .positive
+        .iter()
+        .map(|&j| (j, true))
+        .chain(s.negative.iter().map(|&j| (j, false)))
+        .collect();
+    let mismatch = |j: u32, positive: bool, label: Option<i64>| {
+        candle_core::Error::msg(format!(
+            "RoiHeads: image {image} sampled proposal {j} as {}, but its label is {label:?} \
+             ({n} proposals)",
+            if positive { "positive" } else { "negative" },
+        ))
+    };
+    if let Some(&(j, positive)) = wanted.iter().find(|(j, _)| *j as usize >= n) {
+        return Err(mismatch(j, positive, None));
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let index: Vec<u32> = wanted.iter().map(|w| w.0).collect();
+    let k = index.len();
+    let index = transfer::upload(index, k, m.labels.device())?;
+    let labels: Vec<i64> = transfer::read(
+        "roi_heads: check given samples",
+        &m.labels.index_select(&index, 0)?,
+    )?;
+    for (&(j, positive), label) in wanted.iter().zip(labels) {
+        let ok = if positive {
+            label >= 1
+        } else {
+            label == BACKGROUND
+        };
+        if !ok {
+            return Err(mismatch(j, positive, Some(label)));
+        }
+    }
+    Ok(())
 }

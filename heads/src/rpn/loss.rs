@@ -3,18 +3,39 @@
 use super::{Rpn, RpnLosses, RpnOutput};
 use crate::box_coder::check_boxes;
 use crate::losses::{binary_cross_entropy_with_logits, smooth_l1_loss_sum, SMOOTH_L1_BETA};
-use crate::matcher::{BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS};
-use crate::ops;
-use crate::sampler::{SampledIndices, BACKGROUND, FOREGROUND, IGNORE};
-use candle_core::{Result, Tensor};
+use crate::matcher::BETWEEN_THRESHOLDS;
+use crate::ops::{self, transfer};
+use crate::sampler::{SampledIndices, SampledTensors, BACKGROUND, FOREGROUND, IGNORE};
+use candle_core::op::CmpOp;
+use candle_core::{DType, Result, Tensor};
 
-/// Training labels of one image's anchors.
-#[derive(Debug, Clone, PartialEq)]
+/// Training labels of one image's anchors, on the anchors' device.
+#[derive(Debug, Clone)]
 pub struct AnchorTargets {
-    /// Per anchor: [`FOREGROUND`], [`BACKGROUND`] or [`IGNORE`].
-    pub labels: Vec<i64>,
-    /// Per anchor: index of its ground-truth box (meaningful for foreground anchors only).
-    pub matched_gt: Vec<u32>,
+    /// I64 `[A_total]`: [`FOREGROUND`], [`BACKGROUND`] or [`IGNORE`] per anchor.
+    pub labels: Tensor,
+    /// U32 `[A_total]`: index of each anchor's ground-truth box (meaningful for foreground
+    /// anchors only).
+    pub matched_gt: Tensor,
+}
+
+/// Per prediction, from the matcher's values: `on_match` where matched (`>= 0`), [`IGNORE`]
+/// between the thresholds, [`BACKGROUND`] below; and the matched index (0 where unmatched).
+///
+/// # Shapes
+/// `matches [N]` I64, `on_match [N]` I64 → (I64 `[N]`, U32 `[N]`)
+pub(crate) fn labels_from_matches(matches: &Tensor, on_match: &Tensor) -> Result<(Tensor, Tensor)> {
+    let device = matches.device();
+    let n = matches.dim(0)?;
+    let ignore = Tensor::full(IGNORE, n, device)?;
+    let background = Tensor::full(BACKGROUND, n, device)?;
+    let unmatched = ops::compare_scalar(matches, CmpOp::Eq, BETWEEN_THRESHOLDS as f64)?
+        .where_cond(&ignore, &background)?;
+    let labels = ops::compare_scalar(matches, CmpOp::Ge, 0.0)?.where_cond(on_match, &unmatched)?;
+    let matched = matches
+        .maximum(&Tensor::zeros(n, DType::I64, device)?)?
+        .to_dtype(DType::U32)?;
+    Ok((labels, matched))
 }
 
 impl Rpn {
@@ -31,26 +52,20 @@ impl Rpn {
         gt_boxes: &[Tensor],
     ) -> Result<Vec<AnchorTargets>> {
         let num_anchors = check_boxes("Rpn anchors", anchors)?;
+        let device = anchors.device();
         gt_boxes
             .iter()
             .map(|gt| {
                 if check_boxes("Rpn ground-truth boxes", gt)? == 0 {
                     return Ok(AnchorTargets {
-                        labels: vec![BACKGROUND; num_anchors],
-                        matched_gt: vec![0; num_anchors],
+                        labels: Tensor::full(BACKGROUND, num_anchors, device)?,
+                        matched_gt: Tensor::zeros(num_anchors, DType::U32, device)?,
                     });
                 }
                 let iou = ops::box_iou(gt, anchors)?; // [G, A_total]
-                let matches = self.matcher.call(&iou)?;
-                let labels = matches
-                    .iter()
-                    .map(|&m| match m {
-                        BELOW_LOW_THRESHOLD => BACKGROUND,
-                        BETWEEN_THRESHOLDS => IGNORE,
-                        _ => FOREGROUND,
-                    })
-                    .collect();
-                let matched_gt = matches.iter().map(|&m| m.max(0) as u32).collect();
+                let matches = self.matcher.call(&iou)?; // [A_total]
+                let foreground = Tensor::full(FOREGROUND, num_anchors, device)?;
+                let (labels, matched_gt) = labels_from_matches(&matches, &foreground)?;
                 Ok(AnchorTargets { labels, matched_gt })
             })
             .collect()
@@ -71,6 +86,25 @@ impl Rpn {
         gt_boxes: &[Tensor],
         samples: &[SampledIndices],
     ) -> Result<RpnLosses> {
+        let total = out.objectness.dim(1)?;
+        let device = out.objectness.device();
+        let mut on_device = Vec::with_capacity(samples.len());
+        for (i, (t, s)) in targets.iter().zip(samples).enumerate() {
+            check_sampled_labels(i, t, s, total)?;
+            on_device.push(SampledTensors::upload(s, device)?);
+        }
+        self.compute_loss_sampled(out, targets, gt_boxes, &on_device)
+    }
+
+    /// [`Rpn::compute_loss`] with the samples on the device (as the sampler draws them): no
+    /// host read.
+    pub fn compute_loss_sampled(
+        &self,
+        out: &RpnOutput,
+        targets: &[AnchorTargets],
+        gt_boxes: &[Tensor],
+        samples: &[SampledTensors],
+    ) -> Result<RpnLosses> {
         let (num_images, total) = out.objectness.dims2()?;
         if targets.len() != num_images
             || samples.len() != num_images
@@ -84,50 +118,43 @@ impl Rpn {
             );
         }
         let device = out.objectness.device();
-        let mut sampled = Vec::new(); // flat indices into [B * A_total]
-        let mut sampled_labels = Vec::new();
-        let mut positives = Vec::new(); // flat indices of sampled positives
-        let mut encoded = Vec::new(); // [P_i, 4] per image
+        let mut sampled = Vec::new(); // per image: flat indices into [B * A_total]
+        let mut sampled_labels = Vec::new(); // per image: 1 for positives, 0 for negatives
+        let mut positives = Vec::new(); // per image: flat indices of sampled positives
+        let mut encoded = Vec::new(); // per image: [P_i, 4]
+        let mut num_sampled = 0usize;
         for (i, ((t, s), gt)) in targets.iter().zip(samples).zip(gt_boxes).enumerate() {
-            let base = (i * total) as u32;
-            for (&j, want) in s
-                .positive
-                .iter()
-                .map(|j| (j, FOREGROUND))
-                .chain(s.negative.iter().map(|j| (j, BACKGROUND)))
-            {
-                let got = t.labels.get(j as usize).copied();
-                if got != Some(want) {
-                    candle_core::bail!(
-                        "Rpn::compute_loss: image {i} sampled anchor {j} as label {want}, \
-                         but it is labelled {got:?} ({total} anchors)"
-                    );
-                }
-                sampled.push(base + j);
-                sampled_labels.push(want as f32);
-            }
-            if s.positive.is_empty() {
+            let (p, q) = (s.positive.dim(0)?, s.negative.dim(0)?);
+            if p + q == 0 {
                 continue;
             }
-            positives.extend(s.positive.iter().map(|&j| base + j));
-            let pos = Tensor::new(s.positive.as_slice(), device)?;
-            let matched: Vec<u32> = s
-                .positive
-                .iter()
-                .map(|&j| t.matched_gt[j as usize])
-                .collect();
-            let matched_gt = gt.index_select(&Tensor::new(matched.as_slice(), device)?, 0)?;
-            let anchors = out.anchors.index_select(&pos, 0)?; // [P_i, 4]
+            num_sampled += p + q;
+            let base = Tensor::full((i * total) as u32, p + q, device)?;
+            sampled.push(s.all()?.add(&base)?); // [P + Q]
+            sampled_labels.push(Tensor::cat(
+                &[
+                    Tensor::ones(p, DType::F32, device)?,
+                    Tensor::zeros(q, DType::F32, device)?,
+                ],
+                0,
+            )?);
+            if p == 0 {
+                continue;
+            }
+            positives.push(s.positive.add(&base.narrow(0, 0, p)?)?); // [P]
+            let matched = t.matched_gt.index_select(&s.positive, 0)?; // [P]
+            let matched_gt = gt.index_select(&matched, 0)?; // [P, 4]
+            let anchors = out.anchors.index_select(&s.positive, 0)?; // [P, 4]
             encoded.push(self.box_coder.encode(&matched_gt, &anchors)?);
         }
-        if sampled.is_empty() {
+        if num_sampled == 0 {
             candle_core::bail!("Rpn::compute_loss: no anchor sampled in the whole batch");
         }
         let objectness = out
             .objectness
             .flatten_all()?
-            .index_select(&Tensor::new(sampled.as_slice(), device)?, 0)?; // [S]
-        let labels = Tensor::new(sampled_labels.as_slice(), device)?;
+            .index_select(&Tensor::cat(&sampled, 0)?, 0)?; // [S]
+        let labels = Tensor::cat(&sampled_labels, 0)?.to_dtype(objectness.dtype())?; // [S]
         let objectness_loss = binary_cross_entropy_with_logits(&objectness, &labels)?;
 
         let box_loss = if positives.is_empty() {
@@ -136,15 +163,56 @@ impl Rpn {
             let deltas = out
                 .deltas
                 .reshape((num_images * total, 4))?
-                .index_select(&Tensor::new(positives.as_slice(), device)?, 0)?; // [P, 4]
+                .index_select(&Tensor::cat(&positives, 0)?, 0)?; // [P, 4]
             let targets = Tensor::cat(&encoded, 0)?.to_dtype(deltas.dtype())?; // [P, 4]
             smooth_l1_loss_sum(&deltas, &targets, SMOOTH_L1_BETA)?
         };
-        let box_reg = (box_loss / sampled.len() as f64)?;
+        let box_reg = (box_loss / num_sampled as f64)?;
         Ok(RpnLosses {
             objectness: objectness_loss,
             box_reg,
             num_samples: sampled.len(),
         })
     }
+}
+
+/// Checks that samples from elsewhere (e.g. a fixture) agree with our matching: positives
+/// foreground, negatives background (one read of the sampled anchors' labels).
+fn check_sampled_labels(
+    image: usize,
+    targets: &AnchorTargets,
+    s: &SampledIndices,
+    total: usize,
+) -> Result<()> {
+    let all = s.all();
+    if all.is_empty() {
+        return Ok(());
+    }
+    let wanted: Vec<(u32, i64)> = s
+        .positive
+        .iter()
+        .map(|&j| (j, FOREGROUND))
+        .chain(s.negative.iter().map(|&j| (j, BACKGROUND)))
+        .collect();
+    let mismatch = |j: u32, want: i64, got: Option<i64>| {
+        candle_core::Error::msg(format!(
+            "Rpn::compute_loss: image {image} sampled anchor {j} as label {want}, \
+             but it is labelled {got:?} ({total} anchors)"
+        ))
+    };
+    if let Some(&(j, want)) = wanted.iter().find(|(j, _)| *j as usize >= total) {
+        return Err(mismatch(j, want, None));
+    }
+    let n = all.len();
+    let index = transfer::upload(all, n, targets.labels.device())?;
+    let got: Vec<i64> = transfer::read(
+        "rpn: check given samples",
+        &targets.labels.index_select(&index, 0)?,
+    )?;
+    for (&(j, want), got) in wanted.iter().zip(got) {
+        if got != want {
+            return Err(mismatch(j, want, Some(got)));
+        }
+    }
+    Ok(())
 }

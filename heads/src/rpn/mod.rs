@@ -10,6 +10,7 @@ mod loss;
 mod proposals;
 
 pub use head::{ConvFn, RpnHead};
+pub(crate) use loss::labels_from_matches;
 pub use loss::AnchorTargets;
 
 use crate::anchors::{AnchorGenerator, AnchorGeneratorConfig};
@@ -234,8 +235,11 @@ impl Rpn {
     ) -> Result<(Proposals, RpnLosses)> {
         let out = self.predict(features, padded_size)?;
         let targets = self.assign_targets_to_anchors(&out.anchors, gt_boxes)?;
-        let samples: Vec<_> = targets.iter().map(|t| sampler.sample(&t.labels)).collect();
-        let losses = self.compute_loss(&out, &targets, gt_boxes, &samples)?;
+        let samples = targets
+            .iter()
+            .map(|t| sampler.sample_tensor(&t.labels))
+            .collect::<Result<Vec<_>>>()?;
+        let losses = self.compute_loss_sampled(&out, &targets, gt_boxes, &samples)?;
         let proposals = self.training_proposals(&out, image_sizes)?;
         Ok((proposals, losses))
     }

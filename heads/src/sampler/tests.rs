@@ -55,3 +55,44 @@ fn each_image_draws_from_its_own_stream() {
     assert_eq!(slice.sample(&labels), batch[2]);
     assert_eq!(slice.sample(&labels), batch[3]);
 }
+
+/// The dense partial Fisher-Yates the sampler used before `choose_ranks` (the reference its
+/// draws must keep equal, so that seeded runs sample as before).
+fn dense_choose(rng: &mut SplitMix64, items: &mut Vec<u32>, k: usize) {
+    let n = items.len();
+    for i in 0..k.min(n) {
+        let j = i + rng.below((n - i) as u64) as usize;
+        items.swap(i, j);
+    }
+    items.truncate(k);
+}
+
+#[test]
+fn sparse_ranks_draw_what_the_dense_shuffle_drew() {
+    for (n, k, seed) in [(1000, 128, 3u64), (10, 10, 4), (300_000, 256, 5), (7, 0, 6)] {
+        let mut dense: Vec<u32> = (0..n as u32).collect();
+        dense_choose(&mut SplitMix64(seed), &mut dense, k);
+        assert_eq!(SplitMix64(seed).choose_ranks(n, k), dense, "n {n} k {k}");
+    }
+}
+
+#[test]
+fn device_labels_sample_the_same_indices() -> candle_core::Result<()> {
+    let labels: Vec<i64> = (0..5000)
+        .map(|i| match i % 7 {
+            0 => 1,
+            1 | 2 => -1,
+            _ => 0,
+        })
+        .collect();
+    let t = Tensor::new(labels.as_slice(), &candle_core::Device::Cpu)?;
+    let mut host = BalancedPositiveNegativeSampler::new(256, 0.5, 21);
+    let mut device = BalancedPositiveNegativeSampler::new(256, 0.5, 21);
+    for _ in 0..3 {
+        let want = host.sample(&labels);
+        let got = device.sample_tensor(&t)?;
+        assert_eq!(got.positive.to_vec1::<u32>()?, want.positive);
+        assert_eq!(got.negative.to_vec1::<u32>()?, want.negative);
+    }
+    Ok(())
+}

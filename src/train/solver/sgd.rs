@@ -182,9 +182,10 @@ pub fn clip_grad_norm(
         squares.push(g.sqr()?.sum_all()?); // [] per parameter, in the gradient's dtype
     }
     let total = Tensor::stack(&squares, 0)?.sum_all()?.sqrt()?;
-    let total = total
-        .to_dtype(candle_core::DType::F32)?
-        .to_scalar::<f32>()?;
+    let total: f32 = heads::ops::transfer::read_scalar(
+        "clip_grad_norm: norm",
+        &total.to_dtype(candle_core::DType::F32)?,
+    )?;
     let coef = (max_norm as f32 / (total + 1e-6)).min(1.0);
     if coef < 1.0 {
         for var in present {

@@ -2,10 +2,10 @@
 //!
 //! `box_area`, `box_iou` and `clip_boxes_to_image` are written with candle tensor ops, so one
 //! implementation serves every device and takes part in autograd; there is no `cpu.rs`/`cuda.rs`
-//! here. `remove_small_boxes` returns indices, which candle cannot compute on the device
-//! (no `nonzero`), so it reads the boxes on the host (one sync) and returns the indices on
-//! the boxes' device.
+//! here. `remove_small_boxes` is [`large_boxes_mask`] then [`nonzero`](super::nonzero) (whose
+//! count is the one scalar a GPU run reads).
 
+use candle_core::op::CmpOp;
 use candle_core::{DType, Result, Tensor, D};
 
 use super::error::{check_dtype, check_same_device, check_shape};
@@ -76,28 +76,35 @@ pub fn clip_boxes_to_image(boxes: &Tensor, size: (usize, usize)) -> Result<Tenso
     check_boxes("clip_boxes_to_image", "boxes", boxes)?;
     let (height, width) = (size.0 as f64, size.1 as f64);
     let limits =
-        Tensor::new(&[[width, height, width, height]], boxes.device())?.to_dtype(boxes.dtype())?; // [1, 4]
+        super::transfer::upload(vec![width, height, width, height], (1, 4), boxes.device())?
+            .to_dtype(boxes.dtype())?; // [1, 4]
     let zero = limits.zeros_like()?; // [1, 4]
     boxes.broadcast_maximum(&zero)?.broadcast_minimum(&limits)
 }
 
-/// Indices of the boxes whose width and height are both `>= min_size`.
+/// Per box, 1 when its width and height are both `>= min_size`, else 0.
 ///
 /// `min_size` is compared in the boxes' precision, as torchvision's tensor-scalar comparison
 /// does.
 ///
 /// # Shapes
+/// `boxes [N, 4]` → U8 `[N]`
+pub fn large_boxes_mask(boxes: &Tensor, min_size: f64) -> Result<Tensor> {
+    check_boxes("remove_small_boxes", "boxes", boxes)?;
+    if boxes.dim(0)? == 0 {
+        return Tensor::zeros(0, DType::U8, boxes.device());
+    }
+    let w = boxes.narrow(1, 2, 1)? - boxes.narrow(1, 0, 1)?; // [N, 1]
+    let h = boxes.narrow(1, 3, 1)? - boxes.narrow(1, 1, 1)?; // [N, 1]
+    let w = super::compare_scalar(&w?, CmpOp::Ge, min_size)?;
+    let h = super::compare_scalar(&h?, CmpOp::Ge, min_size)?;
+    (w * h)?.squeeze(1)
+}
+
+/// Indices of the boxes whose width and height are both `>= min_size`.
+///
+/// # Shapes
 /// `boxes [N, 4]` → keep indices U32 `[K]`, ascending
 pub fn remove_small_boxes(boxes: &Tensor, min_size: f64) -> Result<Tensor> {
-    check_boxes("remove_small_boxes", "boxes", boxes)?;
-    let host: Vec<f32> = boxes.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-    let min = min_size as f32;
-    let keep: Vec<u32> = host
-        .chunks_exact(4)
-        .enumerate()
-        .filter(|(_, b)| b[2] - b[0] >= min && b[3] - b[1] >= min)
-        .map(|(i, _)| i as u32)
-        .collect();
-    let n = keep.len();
-    Tensor::from_vec(keep, n, boxes.device())
+    super::nonzero(&large_boxes_mask(boxes, min_size)?)
 }

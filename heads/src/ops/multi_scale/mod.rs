@@ -8,10 +8,12 @@
 //! whose level is undefined (negative area: NaN) pool nothing and stay zero, as in
 //! torchvision. The level arithmetic is f32, as torchvision computes it.
 //!
-//! Level assignment runs on the host (one read of the boxes). On the CPU the pooling reads
-//! every level in place and writes each RoI's row directly (`stage.rs`, with the RoIAlign CPU
-//! kernel); on CUDA it is [`roi_align`](super::roi_align) per level, then one reordering
-//! `index_select` (`per_level.rs`).
+//! Nothing is read to the host. On the CPU the op's kernel reads the RoIs in place, assigns
+//! their levels and pools every level in place into each RoI's row (`stage.rs`, with the
+//! RoIAlign CPU kernel). On CUDA the levels are computed with tensor ops ([`levels_tensor`]),
+//! the RoIs of each level picked with [`nonzero`](super::nonzero) (one count per level), pooled
+//! with [`roi_align`](super::roi_align), and put back in input order by one `index_select`
+//! (`per_level.rs`).
 
 mod per_level;
 mod stage;
@@ -65,26 +67,25 @@ impl MultiScaleRoiAlign {
         let k_min = -(scales[0] as f32).log2() as i64;
         let k_max = -(scales[scales.len() - 1] as f32).log2() as i64;
 
-        // Host copy of the boxes: RoI rows (image, x1, y1, x2, y2) and the level of each.
-        let mut rois: Vec<[f32; 5]> = Vec::new();
-        for (i, b) in boxes.iter().enumerate() {
-            for r in b.to_vec2::<f32>()? {
-                rois.push([i as f32, r[0], r[1], r[2], r[3]]);
-            }
-        }
-        let levels: Vec<Option<usize>> = if features.len() == 1 {
-            vec![Some(0); rois.len()] // one level: every RoI, as torchvision
-        } else {
-            rois.iter()
-                .map(|r| map_level(r, k_min, k_max).filter(|&l| l < features.len()))
-                .collect()
-        };
+        let rois = roi_rows(boxes, features[0].device())?; // [K, 5]
         match features[0].device() {
             Device::Cpu => {
+                // The CPU kernel reads the RoIs where they are (CPU memory), no copy to make.
+                let rows = cpu_rows(&rois)?;
+                let levels: Vec<Option<usize>> = if features.len() == 1 {
+                    vec![Some(0); rows.len()] // one level: every RoI, as torchvision
+                } else {
+                    rows.iter()
+                        .map(|r| map_level(r, k_min, k_max).filter(|&l| l < features.len()))
+                        .collect()
+                };
                 let params: Vec<Params> = scales.iter().map(|&s| self.params(s)).collect();
-                stage::pool(features, &params, &rois, &levels)
+                stage::pool(features, &params, &rows, &levels)
             }
-            _ => per_level::pool(features, &scales, self, &rois, &levels, channels),
+            _ => {
+                let levels = levels_tensor(&rois, k_min, k_max, features.len())?;
+                per_level::pool(features, &scales, self, &rois, &levels, channels)
+            }
         }
     }
 
@@ -173,6 +174,83 @@ fn infer_scale(feature_height: usize, image_height: usize) -> f64 {
     let approx = feature_height as f64 / image_height as f64;
     let k = (approx as f32).log2().round_ties_even();
     2f64.powf(k as f64)
+}
+
+/// RoI rows `(image, x1, y1, x2, y2)` of every image's boxes, image 0's first.
+///
+/// # Shapes
+/// `boxes[i]`: `[K_i, 4]` → `[sum K_i, 5]`
+fn roi_rows(boxes: &[Tensor], device: &Device) -> Result<Tensor> {
+    let mut rows = Vec::with_capacity(boxes.len());
+    for (i, b) in boxes.iter().enumerate() {
+        let k = b.dim(0)?;
+        if k > 0 {
+            let image = Tensor::full(i as f32, (k, 1), device)?;
+            rows.push(Tensor::cat(&[&image, b], 1)?); // [K_i, 5]
+        }
+    }
+    if rows.is_empty() {
+        return Tensor::zeros((0, 5), DType::F32, device);
+    }
+    Tensor::cat(&rows, 0)
+}
+
+/// The RoI rows of a CPU tensor, read in place by the CPU kernel.
+fn cpu_rows(rois: &Tensor) -> Result<Vec<[f32; 5]>> {
+    let rois = rois.contiguous()?;
+    let (storage, layout) = rois.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        candle_core::bail!("{OP}: expected RoIs in CPU memory");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{OP}: expected contiguous RoIs");
+    };
+    Ok(cpu.as_slice::<f32>()?[start..end]
+        .chunks_exact(5)
+        .map(|r| [r[0], r[1], r[2], r[3], r[4]])
+        .collect())
+}
+
+/// Marks a RoI without a level in [`levels_tensor`].
+const NO_LEVEL: i64 = -1;
+
+/// [`map_level`] for every RoI row with tensor ops, on the RoIs' device: the level index
+/// (`0..num_levels`), or [`NO_LEVEL`]. `log2` is `ln / ln 2` here (candle has no `log2`); it
+/// can differ from `f32::log2` by an ulp, which the `1e-6` epsilon absorbs except within
+/// ~1e-7 of a level boundary.
+///
+/// # Shapes
+/// `rois [K, 5]` → I64 `[K]`
+fn levels_tensor(rois: &Tensor, k_min: i64, k_max: i64, num_levels: usize) -> Result<Tensor> {
+    let k = rois.dim(0)?;
+    let device = rois.device();
+    if num_levels == 1 || k == 0 {
+        return Tensor::zeros(k, DType::I64, device);
+    }
+    let col = |i: usize| rois.narrow(1, i, 1);
+    let area = ((col(3)? - col(1)?)? * (col(4)? - col(2)?)?)?.squeeze(1)?; // [K]
+    let s = area.sqrt()?;
+    let scalar = |v: f32| Tensor::full(v, (), device);
+    let log2 = s
+        .broadcast_div(&scalar(CANONICAL_SCALE)?)?
+        .log()?
+        .broadcast_div(&scalar(std::f32::consts::LN_2)?)?;
+    let level = ((log2 + CANONICAL_LEVEL as f64)? + LEVEL_EPS as f64)?.floor()?; // [K]
+    let undefined = level.ne(&level)?; // NaN
+    let lo = Tensor::full(k_min as f32, k, device)?;
+    let hi = Tensor::full(k_max as f32, k, device)?;
+    let index = (level.maximum(&lo)?.minimum(&hi)? - k_min as f64)?.to_dtype(DType::I64)?;
+    let beyond = ops_ge(&index, num_levels as i64)?;
+    let none = Tensor::full(NO_LEVEL, k, device)?;
+    (undefined + beyond)?.where_cond(
+        &none,
+        &index.maximum(&Tensor::zeros(k, DType::I64, device)?)?,
+    )
+}
+
+/// `t >= value` for an I64 tensor, the value made on the device.
+fn ops_ge(t: &Tensor, value: i64) -> Result<Tensor> {
+    t.ge(&Tensor::full(value, t.shape(), t.device())?)
 }
 
 /// FPN Eq. 1 for one RoI row; `None` when the level is undefined (NaN from a negative area).

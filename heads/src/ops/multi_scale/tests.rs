@@ -83,7 +83,23 @@ fn staged_pooling_matches_per_level_pooling_and_its_gradients() {
             .collect();
         let params: Vec<Params> = scales.iter().map(|&s| pooler.params(s)).collect();
         let direct = stage::pool(&features, &params, &rois, &assigned).unwrap();
-        let reference = per_level::pool(&features, &scales, &pooler, &rois, &assigned, 3).unwrap();
+        let flat_rois: Vec<f32> = rois.iter().flatten().copied().collect();
+        let rois_t =
+            Tensor::from_vec(flat_rois, (rois.len(), 5), &candle_core::Device::Cpu).unwrap();
+        let levels_t: Vec<i64> = assigned
+            .iter()
+            .map(|l| l.map_or(NO_LEVEL, |l| l as i64))
+            .collect();
+        let levels_t = Tensor::new(levels_t.as_slice(), &candle_core::Device::Cpu).unwrap();
+        // The level tensor of the CUDA path agrees with the CPU kernel's assignment.
+        let computed = levels_tensor(&rois_t, k_min, k_max, levels).unwrap();
+        assert_eq!(
+            computed.to_vec1::<i64>().unwrap(),
+            levels_t.to_vec1::<i64>().unwrap(),
+            "case {case}: levels"
+        );
+        let reference =
+            per_level::pool(&features, &scales, &pooler, &rois_t, &levels_t, 3).unwrap();
         assert_eq!(direct.dims(), &[sides.len(), 3, 2, 3]);
         let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(flat(&direct), flat(&reference), "case {case}: forward");
@@ -108,4 +124,30 @@ fn staged_pooling_matches_per_level_pooling_and_its_gradients() {
             assert_eq!(d, r, "case {case}: gradient of level {l}");
         }
     }
+}
+
+#[test]
+fn level_tensor_matches_the_host_equation_on_many_sizes() {
+    // Sides from 1 to ~1500 px (with 112 and 224, the boundaries), aspect ratios 0.5..2, and a
+    // negative area (no level).
+    let mut rows: Vec<[f32; 5]> = Vec::new();
+    for i in 0..2000 {
+        let side = 1.0 + i as f32 * 0.75;
+        let ratio = 0.5 + (i % 7) as f32 / 4.0;
+        rows.push([0.0, 3.0, 5.0, 3.0 + side * ratio, 5.0 + side / ratio]);
+    }
+    rows.push([0.0, 0.0, 0.0, 112.0, 112.0]);
+    rows.push([0.0, 0.0, 0.0, 224.0, 224.0]);
+    rows.push([1.0, 10.0, 0.0, 0.0, 10.0]);
+    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+    let t = Tensor::from_vec(flat, (rows.len(), 5), &candle_core::Device::Cpu).unwrap();
+    let got = levels_tensor(&t, 2, 5, 4)
+        .unwrap()
+        .to_vec1::<i64>()
+        .unwrap();
+    let want: Vec<i64> = rows
+        .iter()
+        .map(|r| map_level(r, 2, 5).map_or(NO_LEVEL, |l| l as i64))
+        .collect();
+    assert_eq!(got, want);
 }

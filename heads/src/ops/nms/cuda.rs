@@ -8,6 +8,7 @@ use candle_core::{Result, Storage, Tensor};
 
 use super::cpu::{f32_threshold, score_order};
 use crate::ops::cuda_util::{cuda_device, kernel};
+use crate::ops::transfer;
 
 const SRC: &str = include_str!("../../../kernels/nms.cu");
 const BLOCK: usize = 64;
@@ -18,8 +19,8 @@ pub(crate) fn nms(boxes: &Tensor, scores: &Tensor, iou_threshold: f64) -> Result
     if n == 0 {
         return Tensor::from_vec(Vec::<u32>::new(), 0, device);
     }
-    let order = score_order(&scores.to_vec1::<f32>()?);
-    let order_t = Tensor::from_vec(order.clone(), n, device)?;
+    let order = score_order(&transfer::read::<f32>("nms: scores", scores)?);
+    let order_t = transfer::upload(order.clone(), n, device)?;
     let sorted = boxes.index_select(&order_t, 0)?.contiguous()?; // [N, 4] by decreasing score
     let col_blocks = n.div_ceil(BLOCK);
     let dev = cuda_device(boxes)?;
@@ -48,6 +49,7 @@ pub(crate) fn nms(boxes: &Tensor, scores: &Tensor, iou_threshold: f64) -> Result
         unsafe { launch.launch(cfg) }.w()?;
     }
     let mask = dev.clone_dtoh(&mask)?;
+    transfer::note_read("nms: mask", device, mask.len(), mask.len() * 8);
     let mut removed = vec![0u64; col_blocks];
     let mut keep = Vec::new();
     for i in 0..n {
@@ -61,5 +63,5 @@ pub(crate) fn nms(boxes: &Tensor, scores: &Tensor, iou_threshold: f64) -> Result
         }
     }
     let k = keep.len();
-    Tensor::from_vec(keep, k, device)
+    transfer::upload(keep, k, device)
 }

@@ -1,6 +1,8 @@
 //! Non-maximum suppression: `nms` and the class-aware `batched_nms`, torchvision's results.
 //!
-//! The kept indices come back sorted by decreasing score, as U32 on the input's device. NaN
+//! The kept indices come back sorted by decreasing score, as U32 on the input's device.
+//! NMS still runs on the host: the CPU path reads boxes and scores (`"nms: *"` reads in
+//! [`transfer`]), the CUDA path reads the scores to sort them and the overlap bitmask. NaN
 //! scores sort first (as torch's descending sort puts them) and never panic; tied scores keep
 //! the lower index first (torch's `stable=True` order: torchvision's own CPU sort is unstable
 //! and resolves ties differently on AVX2 and AVX-512 machines).
@@ -12,6 +14,7 @@ mod cuda;
 use candle_core::{DType, Device, Result, Tensor};
 
 use super::error::{check_dtype, check_same_device, check_shape};
+use super::transfer;
 
 fn check_boxes_scores(op: &'static str, boxes: &Tensor, scores: &Tensor) -> Result<usize> {
     check_same_device(op, &[("boxes", boxes), ("scores", scores)])?;
@@ -25,7 +28,7 @@ fn check_boxes_scores(op: &'static str, boxes: &Tensor, scores: &Tensor) -> Resu
 
 fn indices(keep: Vec<u32>, device: &Device) -> Result<Tensor> {
     let k = keep.len();
-    Tensor::from_vec(keep, k, device)
+    transfer::upload(keep, k, device)
 }
 
 /// Greedy NMS: repeatedly keeps the highest-scoring box and drops every remaining box whose
@@ -39,8 +42,8 @@ pub fn nms(boxes: &Tensor, scores: &Tensor, iou_threshold: f64) -> Result<Tensor
         #[cfg(feature = "cuda")]
         Device::Cuda(_) => cuda::nms(boxes, scores, iou_threshold),
         _ => {
-            let b: Vec<f32> = boxes.flatten_all()?.to_vec1()?;
-            let s: Vec<f32> = scores.to_vec1()?;
+            let b: Vec<f32> = transfer::read("nms: boxes", boxes)?;
+            let s: Vec<f32> = transfer::read("nms: scores", scores)?;
             indices(cpu::nms(&b, &s, iou_threshold), boxes.device())
         }
     }
@@ -84,12 +87,9 @@ pub fn batched_nms(
             cuda::nms(&shifted, scores, iou_threshold)
         }
         _ => {
-            let b: Vec<f32> = boxes.flatten_all()?.to_vec1()?;
-            let s: Vec<f32> = scores.to_vec1()?;
-            let c: Vec<i64> = match idxs.dtype() {
-                DType::U32 => idxs.to_vec1::<u32>()?.into_iter().map(i64::from).collect(),
-                _ => idxs.to_vec1::<i64>()?,
-            };
+            let b: Vec<f32> = transfer::read("nms: boxes", boxes)?;
+            let s: Vec<f32> = transfer::read("nms: scores", scores)?;
+            let c: Vec<i64> = transfer::read("nms: classes", &idxs.to_dtype(DType::I64)?)?;
             indices(cpu::batched_nms(&b, &s, &c, iou_threshold), boxes.device())
         }
     }
