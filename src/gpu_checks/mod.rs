@@ -46,10 +46,11 @@ pub fn quick(cuda: &Device) -> Vec<Check> {
 /// `progress` sees each group's checks as they finish.
 pub fn all(root: &Path, cuda: &Device, mut progress: impl FnMut(&[Check])) -> Vec<Check> {
     let _fp32 = Fp32::on();
-    let groups: [&dyn Fn() -> Vec<Check>; 11] = [
+    let groups: [&dyn Fn() -> Vec<Check>; 12] = [
         &|| ops::conv(cuda, false),
         &|| ops::nms(root, cuda),
         &|| ops::nms_random(cuda),
+        &|| ops::nonzero_top_k_random(cuda),
         &|| ops::roi_align(root, cuda),
         &|| ops::roi_align_random(cuda),
         &|| ops::multi_scale(root, cuda),

@@ -222,6 +222,43 @@ pub fn nms_random(cuda: &Device) -> Vec<Check> {
     out
 }
 
+/// `nonzero` on a 300,000-entry random mask (about 30% set) and `top_k` (k 1000 of 20,000 per
+/// row, 3 rows, values on a 1/64 grid so that ties occur, plus k larger than a 50-wide row):
+/// the same indices in the same order on both devices.
+pub fn nonzero_top_k_random(cuda: &Device) -> Vec<Check> {
+    let mut rng = Rng::new(11);
+    let mask: Vec<u8> = rng
+        .vec(300_000, 0.0, 1.0)
+        .iter()
+        .map(|v| u8::from(*v < 0.3))
+        .collect();
+    let wide: Vec<f32> = rng
+        .vec(3 * 20_000, 0.0, 4.0)
+        .iter()
+        .map(|v| (v * 64.0).floor() / 64.0)
+        .collect();
+    let narrow = rng.vec(2 * 50, -1.0, 1.0);
+    let on = |dev: &Device, which: usize| -> Result<Tensor> {
+        match which {
+            0 => ops::nonzero(&Tensor::from_slice(&mask, mask.len(), dev)?),
+            1 => ops::top_k(&Tensor::from_slice(&wide, (3, 20_000), dev)?, 1000),
+            _ => ops::top_k(&Tensor::from_slice(&narrow, (2, 50), dev)?, 100),
+        }
+    };
+    [
+        "nonzero random 300000",
+        "top_k random 3x20000 k 1000 (ties)",
+        "top_k random 2x50 k 100",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, name)| {
+        let flat = |t: Result<Tensor>| t.and_then(|t| t.flatten_all());
+        same_indices((*name).into(), flat(on(&Device::Cpu, i)), flat(on(cuda, i)))
+    })
+    .collect()
+}
+
 /// RoIAlign (7x7, sampling ratio 2, aligned, scale 1/2) forward and gradient on random
 /// features `[2, 8, 20, 24]` and 60 random boxes.
 pub fn roi_align_random(cuda: &Device) -> Vec<Check> {

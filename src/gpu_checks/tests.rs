@@ -44,15 +44,20 @@ fn op_checks_run_and_agree_cpu_against_cpu() {
         ops::conv(&Device::Cpu, false),
         ops::nms(root(), &Device::Cpu),
         ops::nms_random(&Device::Cpu),
+        ops::nonzero_top_k_random(&Device::Cpu),
         ops::roi_align(root(), &Device::Cpu),
         ops::roi_align_random(&Device::Cpu),
         ops::multi_scale(root(), &Device::Cpu),
         ops::boxes(root(), &Device::Cpu),
     ]
     .concat();
-    // 6 conv shapes x 3; 10 + 4 NMS fixture cases, 2 random; 2 x (8 RoIAlign cases + 1
-    // random); 2 MultiScale; 1 box row.
-    assert_eq!(checks.len(), 18 + 14 + 2 + 16 + 2 + 2 + 1, "{checks:#?}");
+    // 6 conv shapes x 3; 10 + 4 NMS fixture cases, 2 random; 1 nonzero + 2 top_k; 2 x (8
+    // RoIAlign cases + 1 random); 2 MultiScale; 1 box row.
+    assert_eq!(
+        checks.len(),
+        18 + 14 + 2 + 3 + 16 + 2 + 2 + 1,
+        "{checks:#?}"
+    );
     for c in &checks {
         assert!(c.passed && c.error == 0.0, "{c:?}");
     }
