@@ -5,7 +5,8 @@
 #
 #   scripts/gpu-run.sh gpu-bundle        # writes gpu-bundle/gpu-report.md (+ one log per step)
 #
-# Steps (at most 60 + 150 + 210 + 45 + 120 s = 9 min 45 s: each has its own time limit):
+# Steps (at most 45 + 120 + 150 + 30 + 100 s = 7 min 25 s, under the 8 minutes the GPU check
+# may take: each step has its own time limit):
 #   1. no GPU -> stop at once ("no GPU"), exit 2;
 #   2. LD_LIBRARY_PATH += the nvidia/*/lib folders of python3's site-packages (cuDNN, cuBLAS,
 #      cuRAND, NVRTC, ...; the driver's libcuda stays the system's); any library the binary
@@ -15,7 +16,10 @@
 #   5. `detect train --dataset shapes --iters 200 --device cuda` and `detect eval` of its model;
 #   6. data-parallel through NCCL on one GPU: `--gpus 1` (launcher, TCP rendezvous, NCCL id,
 #      communicator, all-reduce, watchdog) for 20 iterations, its losses equal to a `--device
-#      cuda` run's within 1e-5 relative.
+#      cuda` run's within 1e-3 relative (both --precision fp32: cuDNN's atomic backward
+#      algorithms and candle's scatter-adds are not bitwise deterministic, so two identical
+#      GPU runs differ in the last bits and drift apart a little over 20 steps; 1e-3 is the
+#      training-loss parity limit above).
 # Exit status: 0 when every row is PASS, 1 otherwise, 2 without a GPU or bundle.
 # DETECT_PYTHON selects the interpreter (default python3). If $OUT names a folder (the device
 # tool's output folder), the report and logs are copied there too.
@@ -127,7 +131,7 @@ if command -v ldd >/dev/null 2>&1; then
 fi
 
 # 3. detect doctor.
-timeout 60 "$BIN" doctor 2>&1 | tee "$DIR/doctor.log"
+timeout 45 "$BIN" doctor 2>&1 | tee "$DIR/doctor.log"
 rc=${PIPESTATUS[0]}
 worst=$(grep -oE 'worst error [^ )]+' "$DIR/doctor.log" | tail -1)
 if [[ $rc -eq 0 ]]; then
@@ -138,7 +142,7 @@ fi
 
 # 4. The parity checks: one TSV line per check (name, PASS/FAIL, measured, limit).
 rm -f "$DIR/parity.tsv"
-timeout 150 "$BIN" parity --root . --tsv "$DIR/parity.tsv" 2>&1 | tee "$DIR/parity.log"
+timeout 120 "$BIN" parity --root . --tsv "$DIR/parity.tsv" 2>&1 | tee "$DIR/parity.log"
 rc=${PIPESTATUS[0]}
 if [[ -s "$DIR/parity.tsv" ]]; then
   while IFS=$'\t' read -r name result measured limit; do
@@ -146,19 +150,19 @@ if [[ -s "$DIR/parity.tsv" ]]; then
   done <"$DIR/parity.tsv"
 fi
 if [[ $rc -ne 0 ]]; then
-  row "detect parity (exit status)" FAIL "exit $rc$( ((rc == 124)) && echo ", over 150 s"), see parity.log" "exit 0"
+  row "detect parity (exit status)" FAIL "exit $rc$( ((rc == 124)) && echo ", over 120 s"), see parity.log" "exit 0"
 fi
 
 # 5. 200 iterations of shapes on the GPU, then its evaluation.
 RUN=$DIR/shapes-run
 rm -rf "$RUN"
 t0=$(date +%s)
-timeout 210 "$BIN" train --dataset shapes --iters 200 --device cuda --output "$RUN" 2>&1 | tee "$DIR/train.log"
+timeout 150 "$BIN" train --dataset shapes --iters 200 --device cuda --output "$RUN" 2>&1 | tee "$DIR/train.log"
 rc=${PIPESTATUS[0]}
 secs=$(($(date +%s) - t0))
 if [[ $rc -eq 0 && -f "$RUN/model_final.safetensors" ]]; then
-  row "shapes training, 200 iterations, cuda" PASS "$secs s" "exit 0, under 210 s"
-  timeout 45 "$BIN" eval --weights "$RUN/model_final.safetensors" --dataset shapes --device cuda 2>&1 | tee "$DIR/eval.log"
+  row "shapes training, 200 iterations, cuda" PASS "$secs s" "exit 0, under 150 s"
+  timeout 30 "$BIN" eval --weights "$RUN/model_final.safetensors" --dataset shapes --device cuda 2>&1 | tee "$DIR/eval.log"
   rc=${PIPESTATUS[0]}
   # pycocotools' summary lines: "Average Precision (AP) @[ IoU=0.50:0.95 | area= all | ... ] = 0.952"
   ap=$(grep -E 'Average Precision.*IoU=0\.50:0\.95.*area= +all.*maxDets=100' "$DIR/eval.log" | head -1 | awk '{print $NF}')
@@ -171,7 +175,7 @@ if [[ $rc -eq 0 && -f "$RUN/model_final.safetensors" ]]; then
     row "shapes evaluation, cuda" FAIL "AP $ap, AP50 $ap50" "AP50 >= 0.9"
   fi
 else
-  row "shapes training, 200 iterations, cuda" FAIL "exit $rc after $secs s$( ((rc == 124)) && echo ", over 210 s"), see train.log" "exit 0, under 210 s"
+  row "shapes training, 200 iterations, cuda" FAIL "exit $rc after $secs s$( ((rc == 124)) && echo ", over 150 s"), see train.log" "exit 0, under 150 s"
 fi
 
 # 6. `--gpus 1`: one worker through the whole data-parallel path (NCCL all-reduce of one rank),
@@ -180,14 +184,14 @@ DP=$DIR/dp-run
 SP=$DIR/dp-reference
 rm -rf "$DP" "$SP"
 t0=$(date +%s)
-SHORT=(train --dataset shapes --iters 20 --log-period 1 --eval-period 0)
-timeout 50 "$BIN" "${SHORT[@]}" --device cuda --output "$SP" >"$DIR/dp-reference.log" 2>&1
+SHORT=(train --dataset shapes --iters 20 --log-period 1 --eval-period 0 --precision fp32)
+timeout 40 "$BIN" "${SHORT[@]}" --device cuda --output "$SP" >"$DIR/dp-reference.log" 2>&1
 rc_sp=$?
-timeout 70 "$BIN" "${SHORT[@]}" --gpus 1 --dist-timeout 60 --output "$DP" 2>&1 | tee "$DIR/dp.log"
+timeout 60 "$BIN" "${SHORT[@]}" --gpus 1 --dist-timeout 50 --output "$DP" 2>&1 | tee "$DIR/dp.log"
 rc=${PIPESTATUS[0]}
 secs=$(($(date +%s) - t0))
 if [[ $rc -ne 0 || $rc_sp -ne 0 ]]; then
-  row "data-parallel --gpus 1 (NCCL), 20 iterations" FAIL "exit $rc (reference exit $rc_sp) after $secs s, see dp.log" "exit 0, under 120 s"
+  row "data-parallel --gpus 1 (NCCL), 20 iterations" FAIL "exit $rc (reference exit $rc_sp) after $secs s, see dp.log" "exit 0, under 100 s"
 else
   worst=$("$PY" - "$SP/metrics.jsonl" "$DP/metrics.jsonl" <<'PYEOF'
 import json, sys
@@ -201,10 +205,10 @@ else:
     print(max(abs(x - y) / abs(x) for x, y in zip(a, b)))
 PYEOF
   )
-  if awk -v w="$worst" 'BEGIN { exit !(w + 0 == w && w <= 1e-5) }'; then
-    row "data-parallel --gpus 1 (NCCL), 20 iterations" PASS "$secs s, loss rel. diff $worst" "losses within 1e-5 of --device cuda"
+  if awk -v w="$worst" 'BEGIN { exit !(w + 0 == w && w <= 1e-3) }'; then
+    row "data-parallel --gpus 1 (NCCL), 20 iterations" PASS "$secs s, loss rel. diff $worst" "losses within 1e-3 of --device cuda"
   else
-    row "data-parallel --gpus 1 (NCCL), 20 iterations" FAIL "$secs s, $worst" "losses within 1e-5 of --device cuda"
+    row "data-parallel --gpus 1 (NCCL), 20 iterations" FAIL "$secs s, $worst" "losses within 1e-3 of --device cuda"
   fi
 fi
 
