@@ -9,6 +9,7 @@
 mod counting_alloc;
 
 use std::collections::{BTreeMap, HashSet};
+use std::time::Instant;
 
 use candle_core::{Device, Storage, Tensor};
 use detect::model::config::DetectorConfig;
@@ -21,14 +22,17 @@ static ALLOC: counting_alloc::Counting = counting_alloc::Counting;
 
 const GB: f64 = 1e9;
 
-/// Prints live and peak-since-last-call heap, then starts a new peak window.
-fn phase(name: &str) {
+/// Prints the seconds since the last call, live heap and its peak since the last call, then
+/// starts a new window.
+fn phase(name: &str, since: &mut Instant) {
     let (live, peak) = (counting_alloc::live(), counting_alloc::take_peak());
     println!(
-        "{name:<28} live {:>7.3} GB   peak during {:>7.3} GB",
+        "{name:<22} {:>6.2} s   live {:>7.3} GB   peak during {:>7.3} GB",
+        since.elapsed().as_secs_f64(),
         live as f64 / GB,
         peak as f64 / GB
     );
+    *since = Instant::now();
 }
 
 /// The storage of `t` (address, bytes), for counting shared storage once.
@@ -79,6 +83,7 @@ fn main() -> anyhow::Result<()> {
     let w: usize = args.get(2).map_or(Ok(1333), |s| s.parse())?;
     let batch: usize = args.get(3).map_or(Ok(2), |s| s.parse())?;
     let dev = Device::Cpu;
+    let mut t = Instant::now();
     let config = DetectorConfig::from_backbone_name(name, 91)?;
     let (model, params) = build_model(&config, Default::default(), 0, &dev)?;
     let mut sgd = Sgd::new(params.trainable(), 0.9, 1e-4)?;
@@ -100,16 +105,17 @@ fn main() -> anyhow::Result<()> {
         .collect::<candle_core::Result<_>>()?;
     let param_ids: HashSet<_> = params.trainable().iter().map(|(_, v)| v.id()).collect();
     println!("{name} {h}x{w} (padded {ph}x{pw}) batch {batch}");
-    phase("build");
+    phase("build", &mut t);
     for it in 0..2 {
         let losses = model.losses(&images, &vec![(h, w); batch], &targets, it)?;
         let loss = losses.total()?;
-        phase("forward");
+        phase("forward", &mut t);
         if it == 1 {
             graph_bytes(&loss);
+            t = Instant::now();
         }
         let grads = loss.backward()?;
-        phase("backward");
+        phase("backward", &mut t);
         let extra: usize = grads
             .get_ids()
             .filter(|id| !param_ids.contains(id))
@@ -121,10 +127,10 @@ fn main() -> anyhow::Result<()> {
             extra as f64 / GB
         );
         drop((loss, losses));
-        phase("graph dropped");
+        phase("graph dropped", &mut t);
         sgd.step(&grads, 1e-4)?;
         drop(grads);
-        phase("sgd + grads dropped");
+        phase("sgd + grads dropped", &mut t);
     }
     Ok(())
 }
