@@ -4,7 +4,10 @@
 //! Stride-1 convs with few input channels per group (ResNeXt's 3x3s) take a direct kernel
 //! instead (`direct`); dense stride-1 3x3s with >= 64 channels (the FPN) Winograd F(2x2, 3x3)
 //! (`winograd`); other stride-1 convs with >= 64 channels per group k*k shifted gemms
-//! (`shift_gemm`). The backward is always the im2col one.
+//! (`shift_gemm`). The backward is always the im2col one (a stride-1 1x1 reads its input as
+//! the im2col matrix: one gemm per image, no col2im). Three entries: [`conv2d`] (the plain
+//! differentiable conv), [`conv2d_fused`] (inference, bias + residual + ReLU in the kernel)
+//! and [`conv2d_trainable`] (the same fused, as one autograd node for training: `train`).
 //!
 //! Why: candle 0.11 runs a grouped conv as one conv per group, serially, then a `cat`
 //! (~6 GFLOP/s for ResNeXt's 3x3 layers on 2 cores, CANDLE_NOTES), and its conv backward fails
