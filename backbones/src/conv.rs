@@ -117,11 +117,11 @@ impl Conv2d {
         self.forward_with(x, None, false)
     }
 
-    /// `relu?(self.forward(x) + residual)`. On CPU in f32, when nothing needs a gradient
-    /// (inference, frozen layers), one kernel does it all, adding the bias, the residual and the
-    /// ReLU to each output tile while it is in cache
-    /// ([`crate::conv_kernel::conv2d_fused`]); otherwise the same composed of differentiable
-    /// ops.
+    /// `relu?(self.forward(x) + residual)`. On CPU in f32 one kernel does it all, adding the
+    /// bias, the residual and the ReLU to each output tile while it is in cache: when nothing
+    /// needs a gradient (inference, frozen layers) [`crate::conv_kernel::conv2d_fused`], else
+    /// its differentiable twin [`crate::conv_kernel::conv2d_trainable`] (one autograd node
+    /// that keeps only its output). Other devices compose differentiable ops.
     ///
     /// # Shapes
     /// `x: [N, Cin, H, W]`, `residual: [N, Cout, Ho, Wo]` -> `[N, Cout, Ho, Wo]`
@@ -132,26 +132,38 @@ impl Conv2d {
         relu: bool,
     ) -> Result<Tensor> {
         let inputs = [Some(x), Some(&self.weight), self.bias.as_ref(), residual];
-        let fusable = inputs
-            .iter()
-            .flatten()
-            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && !t.track_op());
-        if fusable {
-            let c = self.config;
-            return crate::conv_kernel::conv2d_fused(
+        let c = self.config;
+        if !inputs.iter().flatten().all(|t| is_cpu_f32(t)) {
+            let y = add_channel_bias(conv2d(x, &self.weight, c)?, self.bias.as_ref())?;
+            return add_residual_relu(y, residual, relu);
+        }
+        if inputs.iter().flatten().any(|t| t.track_op()) {
+            return crate::conv_kernel::conv2d_trainable(
                 x,
                 &self.weight,
+                None,
                 self.bias.as_ref(),
                 residual,
                 relu,
-                c.stride,
-                c.padding,
-                c.groups,
+                (c.stride, c.padding, c.groups),
             );
         }
-        let y = add_channel_bias(conv2d(x, &self.weight, self.config)?, self.bias.as_ref())?;
-        add_residual_relu(y, residual, relu)
+        crate::conv_kernel::conv2d_fused(
+            x,
+            &self.weight,
+            self.bias.as_ref(),
+            residual,
+            relu,
+            c.stride,
+            c.padding,
+            c.groups,
+        )
     }
+}
+
+/// Whether `t` is an f32 tensor on the CPU (what our CPU conv ops take).
+pub(crate) fn is_cpu_f32(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == DType::F32
 }
 
 /// `y + bias[c]` over `[N, C, H, W]` (`y` itself without a bias).

@@ -2,14 +2,17 @@
 //! with the BN folded into the conv once at load time when the weights are fixed.
 use candle_core::{Result, Tensor};
 
-use crate::conv::{add_channel_bias, add_residual_relu, conv2d, Conv2d};
+use crate::conv::{add_channel_bias, add_residual_relu, conv2d, is_cpu_f32, Conv2d};
 use crate::frozen_batch_norm::FrozenBatchNorm2d;
 
 /// `bn(conv(x))`, optionally followed by a residual add and a ReLU.
 #[derive(Debug, Clone)]
 pub enum ConvBn {
-    /// Weights that may train (a `Var`): the BN is folded into them on every call, so the
-    /// gradient reaches `w` through the product ([`FrozenBatchNorm2d::forward_after`]).
+    /// Weights that may train (a `Var`): on CPU in f32 one differentiable fused node with the
+    /// BN's scale on the weight and its shift as a fixed bias
+    /// ([`crate::conv_kernel::conv2d_trainable`]); elsewhere the BN is folded into the weights
+    /// on every call, so the gradient reaches `w` through the product
+    /// ([`FrozenBatchNorm2d::forward_after`]).
     Separate { conv: Conv2d, bn: FrozenBatchNorm2d },
     /// Fixed weights (inference, frozen stages): folded once by [`FrozenBatchNorm2d::fold`]
     /// (the ONNX export's folding too) into a conv with bias, which then runs as one fused
@@ -35,6 +38,19 @@ impl ConvBn {
     pub fn forward(&self, x: &Tensor, residual: Option<&Tensor>, relu: bool) -> Result<Tensor> {
         match self {
             Self::Folded(conv) => conv.forward_with(x, residual, relu),
+            Self::Separate { conv, bn } if is_cpu_f32(x) && is_cpu_f32(conv.weight()) => {
+                let c = conv.config();
+                let (scale, shift) = bn.scale_shift()?;
+                crate::conv_kernel::conv2d_trainable(
+                    x,
+                    conv.weight(),
+                    Some(&scale),
+                    Some(&shift),
+                    residual,
+                    relu,
+                    (c.stride, c.padding, c.groups),
+                )
+            }
             Self::Separate { conv, bn } => {
                 add_residual_relu(bn.forward_after(conv, x)?, residual, relu)
             }

@@ -32,6 +32,12 @@ impl FrozenBatchNorm2d {
         })
     }
 
+    /// `(scale, shift)`, each `[C]`: `y = x * scale[c] + shift[c]`.
+    pub fn scale_shift(&self) -> Result<(Tensor, Tensor)> {
+        let c = self.scale.dim(1)?;
+        Ok((self.scale.reshape(c)?, self.shift.reshape(c)?))
+    }
+
     /// The channels `start..start + len` only (for the block's explicit per-path forms).
     pub fn narrow(&self, start: usize, len: usize) -> Result<Self> {
         Ok(Self {

@@ -14,7 +14,8 @@
 //! - [`oom`]: recognising a CUDA out-of-memory error and saying what to lower.
 //! - [`FrozenBatchNorm2d`]: fixed BN, configurable eps; [`conv_bn::ConvBn`]: a conv + BN pair,
 //!   folded once at load time when its weights are fixed, then run as one fused CPU kernel
-//!   (bias, residual add and ReLU in the conv's output loop).
+//!   (bias, residual add and ReLU in the conv's output loop); when they train, the same fused
+//!   kernel as one autograd node that keeps only its output (training memory).
 //! - [`weights`]: `.safetensors` / `.pth` → [`WeightMap`] (names normalised to a detector's
 //!   state dict) → [`CheckedWeights`], a `VarBuilder` backend that checks shapes and records
 //!   which keys were used.

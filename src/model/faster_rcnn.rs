@@ -1,7 +1,7 @@
 //! `FasterRcnn`: the whole detector, read top to bottom in [`FasterRcnn::detect`] and
 //! [`FasterRcnn::losses`]: (images already transformed by the loader) → backbone + FPN →
 //! RPN → RoI heads → boxes mapped back to each image's original size.
-use backbones::conv::ConvConfig;
+use backbones::conv::{Conv2d, ConvConfig};
 use backbones::BackboneWithFpn;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
@@ -89,9 +89,14 @@ impl FasterRcnn {
         Ok(Self {
             backbone: BackboneWithFpn::new(&config.backbone, vb.pp("backbone"))?,
             // The RPN's convolutions through the backbone's: our CPU kernel (~1.5-2x candle's
-            // conv2d), cuDNN on CUDA.
+            // conv2d) with the bias and ReLU fused (in training too: one autograd node that
+            // keeps only its output), cuDNN on CUDA.
             rpn: Rpn::new(&config.rpn, channels, vb.pp("rpn"))?.with_conv(ConvFn::new(
-                |x, w, padding| backbones::conv::conv2d(x, w, ConvConfig::new(1, padding, 1)),
+                |x, w, b, padding, relu| {
+                    let conv =
+                        Conv2d::new(w.clone(), Some(b.clone()), ConvConfig::new(1, padding, 1));
+                    conv.forward_with(x, None, relu)
+                },
             )),
             roi_heads: RoiHeads::new(
                 &config.roi_heads,

@@ -4,7 +4,10 @@
 //! Stride-1 convs with few input channels per group (ResNeXt's 3x3s) take a direct kernel
 //! instead (`direct`); dense stride-1 3x3s with >= 64 channels (the FPN) Winograd F(2x2, 3x3)
 //! (`winograd`); other stride-1 convs with >= 64 channels per group k*k shifted gemms
-//! (`shift_gemm`). The backward is always the im2col one.
+//! (`shift_gemm`). The backward is always the im2col one (a stride-1 1x1 reads its input as
+//! the im2col matrix: one gemm per image, no col2im). Three entries: [`conv2d`] (the plain
+//! differentiable conv), [`conv2d_fused`] (inference, bias + residual + ReLU in the kernel)
+//! and [`conv2d_trainable`] (the same fused, as one autograd node for training: `train`).
 //!
 //! Why: candle 0.11 runs a grouped conv as one conv per group, serially, then a `cat`
 //! (~6 GFLOP/s for ResNeXt's 3x3 layers on 2 cores, CANDLE_NOTES), and its conv backward fails
@@ -17,9 +20,11 @@ mod fused;
 mod im2col;
 mod pointwise;
 mod shift_gemm;
+mod train;
 mod winograd;
 
 pub use fused::conv2d_fused;
+pub use train::conv2d_trainable;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use epilogue::Epilogue;
@@ -91,6 +96,11 @@ impl CustomOp2 for Conv {
     }
 }
 
+/// A stride-1 1x1 conv without padding: its im2col matrix is its input.
+fn is_plain_1x1(geo: &Geometry) -> bool {
+    geo.k == 1 && geo.stride == 1 && geo.pad == 0
+}
+
 /// Run `f(g, parallelism)` for every group: groups in parallel when there are enough of
 /// them, else one after the other with a parallel gemm.
 fn for_groups(groups: usize, f: impl Fn(usize, Parallelism) + Sync) {
@@ -127,6 +137,26 @@ impl CustomOp2 for BackwardWeight {
         let dst = SyncPtr(dw.as_mut_ptr());
         let tiles = geo.tiles();
         for_groups(geo.groups, |g, par| {
+            if is_plain_1x1(&geo) {
+                // im2col of a stride-1 1x1 is the input itself: one gemm per image over all
+                // pixels, reading x[n, g] as the transposed right operand.
+                for n in 0..geo.n {
+                    unsafe {
+                        matmul(
+                            (mg, kk, hw),
+                            dst.get().add(g * mg * kk),
+                            kk,
+                            n > 0,
+                            grad.as_ptr().add((n * geo.cout + g * mg) * hw),
+                            (hw, 1),
+                            x.as_ptr().add((n * geo.groups + g) * slab),
+                            (1, hw),
+                            par,
+                        );
+                    }
+                }
+                return;
+            }
             let mut cols = Vec::new();
             let mut first = true;
             for n in 0..geo.n {
@@ -189,6 +219,23 @@ impl CustomOp2 for BackwardInput {
         };
         let per_slab = |(i, dx_slab): (usize, &mut [f32])| {
             let (n, g) = (i / geo.groups, i % geo.groups);
+            if is_plain_1x1(&geo) {
+                // No col2im: W_g^T x grad[n, g] is dX[n, g] itself.
+                unsafe {
+                    matmul(
+                        (kk, hw, mg),
+                        dx_slab.as_mut_ptr(),
+                        hw,
+                        false,
+                        w.as_ptr().add(g * mg * kk),
+                        (1, kk),
+                        grad.as_ptr().add((n * geo.cout + g * mg) * hw),
+                        (hw, 1),
+                        par,
+                    );
+                }
+                return;
+            }
             let mut dcols = Vec::new();
             for &(p0, len) in &tiles {
                 dcols.resize(kk * len, 0.0);

@@ -6,27 +6,39 @@ use std::sync::Arc;
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-/// The convolution the head runs: `(input [N, Cin, H, W], weight [Cout, Cin, k, k], padding)
-/// -> [N, Cout, H', W']`, stride 1, one group. The default is candle's `conv2d`; a caller with a
-/// faster kernel passes it in (the detector passes its backbone's CPU kernel, which `heads` does
-/// not depend on). Whatever it is, it must be differentiable for training.
-type ConvImpl = dyn Fn(&Tensor, &Tensor, usize) -> Result<Tensor> + Send + Sync;
+/// The convolution the head runs, with its bias and an optional ReLU:
+/// `(input [N, Cin, H, W], weight [Cout, Cin, k, k], bias [Cout], padding, relu)
+/// -> relu?(conv(input, weight) + bias) [N, Cout, H', W']`, stride 1, one group. The default
+/// is candle's `conv2d` then a bias add and a ReLU; a caller with a faster kernel passes it in
+/// (the detector passes its backbone's CPU kernel, which `heads` does not depend on: one fused
+/// node, which in training keeps only its output alive). Whatever it is, it must be
+/// differentiable for training.
+type ConvImpl = dyn Fn(&Tensor, &Tensor, &Tensor, usize, bool) -> Result<Tensor> + Send + Sync;
 
 /// A shareable convolution implementation for [`RpnHead`] (see [`ConvFn::new`]).
 #[derive(Clone)]
 pub struct ConvFn(Arc<ConvImpl>);
 
 impl ConvFn {
-    /// Wraps `f(input, weight, padding)`.
+    /// Wraps `f(input, weight, bias, padding, relu)`.
     pub fn new(
-        f: impl Fn(&Tensor, &Tensor, usize) -> Result<Tensor> + Send + Sync + 'static,
+        f: impl Fn(&Tensor, &Tensor, &Tensor, usize, bool) -> Result<Tensor> + Send + Sync + 'static,
     ) -> Self {
         Self(Arc::new(f))
     }
 
-    /// candle's `Tensor::conv2d`.
+    /// candle's `Tensor::conv2d`, then the bias and the ReLU as separate ops.
     pub fn candle() -> Self {
-        Self::new(|x, w, padding| x.conv2d(w, padding, 1, 1, 1))
+        Self::new(|x, w, b, padding, relu| {
+            let y = x
+                .conv2d(w, padding, 1, 1, 1)?
+                .broadcast_add(&b.reshape((1, (), 1, 1))?)?;
+            if relu {
+                y.relu()
+            } else {
+                Ok(y)
+            }
+        })
     }
 }
 
@@ -66,9 +78,9 @@ impl Conv {
 }
 
 impl Conv {
-    fn forward(&self, x: &Tensor, conv: &ConvFn) -> Result<Tensor> {
-        let y = (conv.0)(x, &self.weight, self.padding)?; // [N, Cout, H, W]
-        y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+    /// `relu?(conv(x) + bias)`: `[N, Cin, H, W]` -> `[N, Cout, H, W]`.
+    fn forward(&self, x: &Tensor, conv: &ConvFn, relu: bool) -> Result<Tensor> {
+        (conv.0)(x, &self.weight, &self.bias, self.padding, relu)
     }
 }
 
@@ -115,10 +127,10 @@ impl RpnHead {
         features
             .iter()
             .map(|f| {
-                let t = self.conv.forward(f, &self.conv_fn)?.relu()?; // [B, C, H, W]
+                let t = self.conv.forward(f, &self.conv_fn, true)?; // [B, C, H, W]
                 Ok((
-                    self.cls_logits.forward(&t, &self.conv_fn)?,
-                    self.bbox_pred.forward(&t, &self.conv_fn)?,
+                    self.cls_logits.forward(&t, &self.conv_fn, false)?,
+                    self.bbox_pred.forward(&t, &self.conv_fn, false)?,
                 ))
             })
             .collect()

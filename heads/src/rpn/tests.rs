@@ -64,14 +64,21 @@ fn head_runs_the_convolution_it_is_given() -> Result<()> {
     let (h, w) = (64, 96);
     let plain = rpn.predict(&feats, (h, w))?;
     // The same convolution through the injected path gives the same predictions ...
-    let same = rpn
-        .clone()
-        .with_conv(ConvFn::new(|x, k, p| x.conv2d(k, p, 1, 1, 1)));
+    let same = rpn.clone().with_conv(ConvFn::new(|x, k, b, p, relu| {
+        let y = x
+            .conv2d(k, p, 1, 1, 1)?
+            .broadcast_add(&b.reshape((1, (), 1, 1))?)?;
+        if relu {
+            y.relu()
+        } else {
+            Ok(y)
+        }
+    }));
     let again = same.predict(&feats, (h, w))?;
     let diff = (&plain.objectness - &again.objectness)?.abs()?.max_all()?;
     assert_eq!(diff.to_scalar::<f32>()?, 0.0);
-    // ... and a convolution that outputs zeros leaves only the biases (0 at init).
-    let zeros = rpn.with_conv(ConvFn::new(|x, k, _| {
+    // ... and a convolution that outputs zeros gives zeros.
+    let zeros = rpn.with_conv(ConvFn::new(|x, k, _, _, _| {
         let (n, _, h, w) = x.dims4()?;
         Tensor::zeros((n, k.dim(0)?, h, w), x.dtype(), x.device())
     }));
