@@ -43,15 +43,25 @@ fn expected_sum() -> Vec<f32> {
 
 #[test]
 fn threads_sum_broadcast_and_gather() {
-    let got = on_threads(3, Duration::from_secs(20), |c| {
-        let sum = c.all_reduce_sum(&contribution(c.rank())).unwrap();
-        let said = c
-            .broadcast(format!("from {}", c.rank()).as_bytes())
-            .unwrap();
-        let gathered = c.gather(&[c.rank() as u8]).unwrap();
-        c.barrier().unwrap();
-        (sum.to_vec1::<f32>().unwrap(), said, gathered)
-    });
+    check_exchanges(on_threads(3, Duration::from_secs(20), exchange));
+}
+
+/// What one rank of three got from [`exchange`].
+type Exchanged = (Vec<f32>, Vec<u8>, Option<Vec<Vec<u8>>>);
+
+/// Every collective call once: a sum of [`contribution`]s, a broadcast, a gather, a barrier.
+fn exchange(c: &mut dyn Collective) -> Exchanged {
+    let sum = c.all_reduce_sum(&contribution(c.rank())).unwrap();
+    let said = c
+        .broadcast(format!("from {}", c.rank()).as_bytes())
+        .unwrap();
+    let gathered = c.gather(&[c.rank() as u8]).unwrap();
+    c.barrier().unwrap();
+    (sum.to_vec1::<f32>().unwrap(), said, gathered)
+}
+
+/// Three ranks' [`exchange`]: the same sum everywhere, rank 0's words, the gather on rank 0.
+fn check_exchanges(got: Vec<Exchanged>) {
     for (rank, (sum, said, gathered)) in got.into_iter().enumerate() {
         assert_eq!(sum, expected_sum(), "rank {rank}");
         assert_eq!(said, b"from 0");
@@ -115,21 +125,7 @@ fn on_tcp<T: Send + 'static>(
 
 #[test]
 fn tcp_sum_broadcast_and_gather() {
-    let got = on_tcp(3, Duration::from_secs(20), |c| {
-        let sum = c.all_reduce_sum(&contribution(c.rank())).unwrap();
-        let said = c
-            .broadcast(format!("from {}", c.rank()).as_bytes())
-            .unwrap();
-        let gathered = c.gather(&[c.rank() as u8]).unwrap();
-        c.barrier().unwrap();
-        (sum.to_vec1::<f32>().unwrap(), said, gathered)
-    });
-    for (rank, (sum, said, gathered)) in got.into_iter().enumerate() {
-        assert_eq!(sum, expected_sum(), "rank {rank}");
-        assert_eq!(said, b"from 0");
-        let want = (rank == 0).then(|| vec![vec![0u8], vec![1], vec![2]]);
-        assert_eq!(gathered, want);
-    }
+    check_exchanges(on_tcp(3, Duration::from_secs(20), exchange));
 }
 
 #[test]
