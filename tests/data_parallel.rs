@@ -274,7 +274,7 @@ fn two_worker_processes_over_tcp_train_as_one_and_only_rank_0_writes() {
         .collect();
     let children: Vec<Child> = (0..2)
         .map(|r| {
-            worker(r, port, &train_args(&outs[r], ITERS, &[]))
+            worker(r, port, &train_args(&outs[r], ITERS, &["--profile"]))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -282,7 +282,15 @@ fn two_worker_processes_over_tcp_train_as_one_and_only_rank_0_writes() {
         })
         .collect();
     for (rank, child) in children.into_iter().enumerate() {
-        assert_ok(&child.wait_with_output().unwrap(), &format!("rank {rank}"));
+        let output = child.wait_with_output().unwrap();
+        assert_ok(&output, &format!("rank {rank}"));
+        // --profile: each worker's lines say whose they are and time the all-reduce.
+        let printed = text(&output.stdout) + &text(&output.stderr);
+        let line = printed
+            .lines()
+            .find(|l| l.starts_with(&format!("rank {rank} profile iteration 1: ")));
+        let line = line.unwrap_or_else(|| panic!("rank {rank}: no profile line in\n{printed}"));
+        assert!(line.contains(", all_reduce "), "{line}");
     }
     assert!(!outs[1].exists(), "rank 1 wrote its output folder");
     for file in [

@@ -154,7 +154,15 @@ fn train_rank(options: &TrainOptions, collective: &mut dyn Collective) -> anyhow
             &mut clock,
         )?;
         if let Some(profile) = clock.finish() {
-            progress.println(format!("profile iteration {}: {profile}", iteration + 1));
+            // Several workers each print theirs: say whose.
+            let rank = match collective.is_single_process() {
+                true => String::new(),
+                false => format!("rank {} ", collective.rank()),
+            };
+            progress.println(format!(
+                "{rank}profile iteration {}: {profile}",
+                iteration + 1
+            ));
         }
         agreed_stop = outcome.stop;
         all_reduce_time += outcome.all_reduce_seconds;
