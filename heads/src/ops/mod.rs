@@ -40,7 +40,7 @@ pub use roi_align::roi_align;
 pub use top_k::top_k;
 
 use candle_core::op::CmpOp;
-use candle_core::{Result, Tensor};
+use candle_core::{CpuStorage, Layout, Result, Tensor, WithDType};
 
 /// `t op value` elementwise (U8), with `value` made on `t`'s device in `t`'s dtype (candle's
 /// comparisons with a host scalar upload it at every call).
@@ -49,4 +49,17 @@ pub fn compare_scalar(t: &Tensor, op: CmpOp, value: f64) -> Result<Tensor> {
         .to_dtype(t.dtype())?
         .broadcast_as(t.shape())?;
     t.cmp(&v, op)
+}
+
+/// A CPU kernel's input read in place: the contiguous data of `s` under `l` as `&[T]` (a
+/// wrong dtype is candle's error; `op` names the op when the layout is not contiguous).
+pub(crate) fn cpu_slice<'a, T: WithDType>(
+    op: &str,
+    s: &'a CpuStorage,
+    l: &Layout,
+) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&s.as_slice::<T>()?[start..end]),
+        None => candle_core::bail!("{op}: expected a contiguous tensor"),
+    }
 }

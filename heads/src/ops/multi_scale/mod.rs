@@ -202,10 +202,7 @@ fn cpu_rows(rois: &Tensor) -> Result<Vec<[f32; 5]>> {
     let candle_core::Storage::Cpu(cpu) = &*storage else {
         candle_core::bail!("{OP}: expected RoIs in CPU memory");
     };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("{OP}: expected contiguous RoIs");
-    };
-    Ok(cpu.as_slice::<f32>()?[start..end]
+    Ok(crate::ops::cpu_slice::<f32>(OP, cpu, layout)?
         .chunks_exact(5)
         .map(|r| [r[0], r[1], r[2], r[3], r[4]])
         .collect())

@@ -98,10 +98,7 @@ fn dims(t: &Tensor) -> Result<Dims> {
 }
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match l.contiguous_offsets() {
-        Some((start, end)) => Ok(&s.as_slice::<f32>()?[start..end]),
-        None => candle_core::bail!("MultiScaleRoiAlign: expected a contiguous tensor"),
-    }
+    crate::ops::cpu_slice("MultiScaleRoiAlign", s, l)
 }
 
 impl Stage {

@@ -39,16 +39,8 @@ impl CustomOp1 for NonZero {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::U8(data) = s else {
-            candle_core::bail!(
-                "{OP}: expected a u8 mask, got {:?}",
-                candle_core::backend::BackendStorage::dtype(s)
-            );
-        };
-        let Some((start, end)) = l.contiguous_offsets() else {
-            candle_core::bail!("{OP}: expected a contiguous mask");
-        };
-        let out = cpu::nonzero(&data[start..end]);
+        // nonzero() checked the dtype.
+        let out = cpu::nonzero(super::cpu_slice::<u8>(OP, s, l)?);
         let m = out.len();
         Ok((CpuStorage::U32(out), Shape::from(m)))
     }

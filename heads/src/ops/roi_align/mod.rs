@@ -20,6 +20,7 @@ mod cuda;
 
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
+use super::cpu_slice;
 use super::error::{check_dtype, check_same_device, check_shape, OpsError};
 
 const OP: &str = "roi_align";
@@ -94,13 +95,6 @@ pub fn roi_align(
     input.contiguous()?.apply_op2(&rois.contiguous()?, op)
 }
 
-fn contiguous_f32<'a>(op: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match l.contiguous_offsets() {
-        Some((start, end)) => Ok(&s.as_slice::<f32>()?[start..end]),
-        None => candle_core::bail!("{op}: expected a contiguous tensor"),
-    }
-}
-
 /// Forward op: `(features, rois) -> pooled`.
 struct RoiAlign {
     params: Params,
@@ -119,8 +113,8 @@ impl CustomOp2 for RoiAlign {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let input = contiguous_f32(OP, s1, l1)?;
-        let rois = contiguous_f32(OP, s2, l2)?;
+        let input = cpu_slice::<f32>(OP, s1, l1)?;
+        let rois = cpu_slice::<f32>(OP, s2, l2)?;
         let level = cpu::Level {
             data: input,
             dims: self.dims,
@@ -187,8 +181,8 @@ impl CustomOp2 for RoiAlignBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let grad = contiguous_f32("roi_align_backward", s1, l1)?;
-        let rois = contiguous_f32("roi_align_backward", s2, l2)?;
+        let grad = cpu_slice::<f32>("roi_align_backward", s1, l1)?;
+        let rois = cpu_slice::<f32>("roi_align_backward", s2, l2)?;
         let rois = cpu::single_level(rois);
         let out = cpu::backward(grad, &rois, 0, self.dims, self.params)?;
         let Dims { n, c, h, w } = self.dims;

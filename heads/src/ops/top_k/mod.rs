@@ -38,18 +38,10 @@ impl CustomOp1 for TopK {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = s else {
-            candle_core::bail!(
-                "{OP}: expected f32 values, got {:?}",
-                candle_core::backend::BackendStorage::dtype(s)
-            );
-        };
-        let Some((start, end)) = l.contiguous_offsets() else {
-            candle_core::bail!("{OP}: expected a contiguous tensor");
-        };
+        // top_k() checked the dtype.
+        let data = super::cpu_slice::<f32>(OP, s, l)?;
         let (rows, n) = l.shape().dims2()?;
         let k = self.k.min(n);
-        let data = &data[start..end];
         let mut out = Vec::with_capacity(rows * k);
         for r in 0..rows {
             out.extend(cpu::top_k(&data[r * n..(r + 1) * n], k));
