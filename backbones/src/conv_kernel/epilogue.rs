@@ -19,13 +19,6 @@ pub struct Epilogue<'a> {
 }
 
 impl Epilogue<'_> {
-    /// Leaves the conv's output as it is.
-    pub const NONE: Epilogue<'static> = Epilogue {
-        bias: None,
-        residual: None,
-        relu: false,
-    };
-
     pub fn is_none(&self) -> bool {
         self.bias.is_none() && self.residual.is_none() && !self.relu
     }

@@ -1,5 +1,5 @@
 //! The forward convolution on f32 slices: picks the kernel for the shape, and applies the
-//! epilogue inside it (the differentiable op passes [`Epilogue::NONE`]).
+//! epilogue inside it (an empty one leaves the output as it is).
 use gemm::Parallelism;
 use rayon::prelude::*;
 

@@ -27,7 +27,6 @@ pub use fused::conv2d_fused;
 pub use train::conv2d_trainable;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
-use epilogue::Epilogue;
 use gemm::Parallelism;
 use im2col::{col2im, im2col, matmul, slice, Geometry, SyncPtr};
 use rayon::prelude::*;
@@ -43,57 +42,16 @@ pub fn conv2d(
     padding: usize,
     groups: usize,
 ) -> Result<Tensor> {
-    let geo = Geometry::new(x.dims4()?, weight.dims4()?, stride, padding, groups)?;
-    x.contiguous()?
-        .apply_op2(&weight.contiguous()?, Conv { geo })
-}
-
-/// Forward: `y[n, g] = W_g x im2col(x[n, g])`, one task per (image, group, tile).
-struct Conv {
-    geo: Geometry,
-}
-
-impl CustomOp2 for Conv {
-    fn name(&self) -> &'static str {
-        "conv2d-im2col"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let geo = self.geo;
-        let (x, w) = (slice(s1, l1, "input")?, slice(s2, l2, "weight")?);
-        let out = forward::forward(&geo, x, w, &Epilogue::NONE);
-        Ok((
-            CpuStorage::F32(out),
-            Shape::from((geo.n, geo.cout, geo.ho, geo.wo)),
-        ))
-    }
-
-    /// dW only when the weight needs it, dX only when the input needs it (a frozen input,
-    /// e.g. the image or a frozen stage's output, gets none).
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
-        let dw = match w.track_op() {
-            true => Some(x.apply_op2_no_bwd(&grad, &BackwardWeight { geo: self.geo })?),
-            false => None,
-        };
-        let dx = match x.track_op() {
-            true => Some(grad.apply_op2_no_bwd(w, &BackwardInput { geo: self.geo })?),
-            false => None,
-        };
-        Ok((dx, dw))
-    }
+    // The trainable op without scale, bias, residual or ReLU: one forward, one backward.
+    conv2d_trainable(
+        x,
+        weight,
+        None,
+        None,
+        None,
+        false,
+        (stride, padding, groups),
+    )
 }
 
 /// A stride-1 1x1 conv without padding: its im2col matrix is its input.
