@@ -81,23 +81,35 @@ pub fn run(launch: &Launch) -> anyhow::Result<()> {
 }
 
 /// Waits for every worker; after the first failure, gives the others [`GRACE`] to stop, then
-/// kills them.
+/// kills them. Reports the first worker killed by a signal, else the first that failed.
 fn supervise(workers: &mut [(usize, Child)]) -> anyhow::Result<()> {
     let mut status: Vec<Option<ExitStatus>> = vec![None; workers.len()];
     let mut failure: Option<(usize, u32, ExitStatus)> = None;
     let mut deadline: Option<Instant> = None;
     while status.iter().any(Option::is_none) {
+        let mut failed_now = Vec::new();
         for (i, (rank, child)) in workers.iter_mut().enumerate() {
             if status[i].is_some() {
                 continue;
             }
             if let Some(s) = child.try_wait().context("waiting for a worker")? {
                 status[i] = Some(s);
-                if !s.success() && failure.is_none() {
-                    failure = Some((*rank, child.id(), s));
-                    deadline = Some(Instant::now() + GRACE);
+                if !s.success() {
+                    failed_now.push((*rank, child.id(), s));
                 }
             }
+        }
+        // A worker killed by a signal is the cause; the others exit with an error because it
+        // left, and may be seen first (in this pass, or in an earlier one by a hair).
+        let signalled = |f: &(usize, u32, ExitStatus)| f.2.signal().is_some();
+        if let Some(f) = failed_now.into_iter().min_by_key(|f| !signalled(f)) {
+            if failure
+                .as_ref()
+                .is_none_or(|old| !signalled(old) && signalled(&f))
+            {
+                failure = Some(f);
+            }
+            deadline.get_or_insert(Instant::now() + GRACE);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             for (i, (rank, child)) in workers.iter_mut().enumerate() {
