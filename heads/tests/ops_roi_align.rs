@@ -288,3 +288,81 @@ fn roi_align_rejects_bad_inputs_naming_op_and_argument() {
         .to_string();
     assert!(msg.contains("`output_size`"), "{msg}");
 }
+
+#[test]
+fn wide_rois_with_few_samples_match_the_f64_reference_and_finite_differences() {
+    // RoIs 50-130 px wide with 1-2 samples per bin: their column taps lie tens of pixels
+    // apart, so the CPU kernel reads a list of columns instead of one run (the other path of
+    // its separable interpolation; the tests above only make dense runs).
+    let mut rng = Rng::new(23);
+    let dims = (2, 3, 6, 140);
+    let (n, c, h, w) = dims;
+    for device in devices() {
+        for (sr, out) in [(1, (3, 2)), (2, (2, 3))] {
+            let x: Vec<f32> = (0..n * c * h * w).map(|_| rng.range(-1.0, 1.0)).collect();
+            let rois: Vec<[f32; 5]> = (0..6)
+                .map(|i| {
+                    let x1 = rng.range(-4.0, 30.0);
+                    let y1 = rng.range(-1.0, 2.0);
+                    [
+                        (i % 2) as f32,
+                        x1,
+                        y1,
+                        x1 + rng.range(50.0, 130.0),
+                        y1 + 4.0,
+                    ]
+                })
+                .collect();
+            let flat: Vec<f32> = rois.iter().flatten().copied().collect();
+            let r = Tensor::from_vec(flat, (rois.len(), 5), &device).unwrap();
+            let input = Tensor::from_vec(x.clone(), dims, &device).unwrap();
+            let ours = to_f32(&roi_align(&input, &r, out, 1.0, sr, false).unwrap());
+            let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+            let r64: Vec<[f64; 5]> = rois.iter().map(|r| r.map(f64::from)).collect();
+            let reference = naive_roi_align(&x64, dims, &r64, out, 1.0, sr, false);
+            let reference: Vec<f32> = reference.iter().map(|&v| v as f32).collect();
+            let diff = max_abs_diff(&ours, &reference);
+            // Sample coordinates near x = 130 are f32 (as in torchvision) and off from the f64
+            // reference's by up to half an ulp of 128, 7.6e-6 px; times neighbouring pixels
+            // up to 2 apart that moves a sample by 1.5e-5, so 4e-5 here (1e-5 on small maps).
+            assert!(diff <= 4e-5, "{device:?} sr={sr}: forward off by {diff}");
+
+            // Backward against central differences (exact for a linear op up to rounding; see
+            // roi_align_gradient_matches_finite_differences for the 2e-3).
+            let g = Tensor::from_vec(
+                (0..ours.len())
+                    .map(|_| rng.range(-1.0, 1.0))
+                    .collect::<Vec<f32>>(),
+                (rois.len(), c, out.0, out.1),
+                &device,
+            )
+            .unwrap();
+            let loss = |x: &Tensor| -> f32 {
+                let y = roi_align(x, &r, out, 1.0, sr, false).unwrap();
+                (y * &g).unwrap().sum_all().unwrap().to_scalar().unwrap()
+            };
+            let var = Var::from_tensor(&input).unwrap();
+            let y = roi_align(&var, &r, out, 1.0, sr, false).unwrap();
+            let grads = (y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            let analytic = to_f32(grads.get(&var).unwrap());
+            assert!(
+                analytic.iter().any(|&v| v != 0.0),
+                "no gradient reached the input"
+            );
+            let step = 0.5f32;
+            for i in (0..x.len()).step_by(5) {
+                let (mut plus, mut minus) = (x.clone(), x.clone());
+                plus[i] += step;
+                minus[i] -= step;
+                let fd = (loss(&Tensor::from_vec(plus, dims, &device).unwrap())
+                    - loss(&Tensor::from_vec(minus, dims, &device).unwrap()))
+                    / (2.0 * step);
+                assert!(
+                    (fd - analytic[i]).abs() <= 2e-3,
+                    "{device:?} sr={sr} element {i}: fd {fd} vs backward {}",
+                    analytic[i]
+                );
+            }
+        }
+    }
+}

@@ -7,10 +7,10 @@
 //!
 //! Loop order is chosen for the caches: a channel plane of P2 (200x336 floats) fits in L2, a
 //! RoI's samples touch a few hundred scattered pixels of it. The forward splits the output rows
-//! into a few chunks (in parallel) and walks each chunk channel by channel, so the planes of
-//! channel `c` stay cached while every RoI of the chunk reads them. The backward runs one
-//! `(image, channel)` plane per task and scatters into it from every RoI of that image, so no
-//! two threads write the same float and each plane is written from cache.
+//! into a few chunks (in parallel) and walks each chunk a few channels at a time, so those
+//! planes stay cached while every RoI of the chunk reads them. The backward runs a few
+//! `(image, channel)` planes per task and scatters into them from every RoI of that image, so
+//! no two threads write the same float and each plane is written from cache.
 
 mod sampling;
 #[cfg(test)]
@@ -20,8 +20,13 @@ use candle_core::Result;
 use rayon::prelude::*;
 
 use super::{Dims, Params};
+use sampling::sampling;
 pub(crate) use sampling::Sampling;
-use sampling::{sampling, Tap};
+
+/// Channels per step of the loops over RoIs: each RoI's output rows (forward) or gradient
+/// rows (backward) for these channels are contiguous, where one channel's are a whole row of
+/// `C * bins` floats apart (a cache miss per RoI); four P2 planes (4 x 263 KiB) still fit in L2.
+const CHANNEL_BLOCK: usize = 4;
 
 /// One feature map and how RoI coordinates map onto it (`params.spatial_scale`).
 #[derive(Clone, Copy)]
@@ -62,16 +67,20 @@ pub(crate) fn forward(levels: &[Level], rois: &[Roi]) -> Result<Vec<f32>> {
     out.par_chunks_mut(chunk_rows * row_len)
         .enumerate()
         .for_each(|(chunk, out)| {
+            let mut row = Vec::new();
             let first_row = chunk * chunk_rows;
             let rows = &samplings[first_row..first_row + out.len() / row_len];
-            for ch in 0..c {
+            for block in (0..c).step_by(CHANNEL_BLOCK) {
+                let block = block..(block + CHANNEL_BLOCK).min(c);
                 for (s, out_row) in rows.iter().zip(out.chunks_exact_mut(row_len)) {
                     let Some((l, s)) = s else { continue };
                     let level = &levels[*l];
                     let hw = level.dims.h * level.dims.w;
-                    let plane = &level.data[(s.batch * c + ch) * hw..][..hw];
-                    let out_bins = &mut out_row[ch * bins..(ch + 1) * bins];
-                    pool_plane(plane, level.dims.w, s, pw, out_bins);
+                    for ch in block.clone() {
+                        let plane = &level.data[(s.batch * c + ch) * hw..][..hw];
+                        let out_bins = &mut out_row[ch * bins..(ch + 1) * bins];
+                        pool_plane(plane, level.dims.w, s, pw, out_bins, &mut row);
+                    }
                 }
             }
         });
@@ -106,14 +115,18 @@ pub(crate) fn backward(
             rows_of_image[s.batch].push((row, s));
         }
     }
+    // Tasks of `block` consecutive planes of one image (a divisor of C).
+    let block = (1..=CHANNEL_BLOCK).rev().find(|b| c % b == 0).unwrap_or(1);
     grad_input
-        .par_chunks_mut(hw)
+        .par_chunks_mut(block * hw)
         .enumerate()
-        .for_each(|(plane_index, plane)| {
-            let (b, ch) = (plane_index / c, plane_index % c);
+        .for_each_init(Vec::new, |buffer, (task, planes)| {
+            let (b, ch0) = ((task * block) / c, (task * block) % c);
             for &(row, s) in &rows_of_image[b] {
-                let g = &grad[(row * c + ch) * bins..][..bins];
-                scatter_plane(plane, w, s, pw, g);
+                let g = &grad[(row * c + ch0) * bins..][..block * bins];
+                for (plane, g) in planes.chunks_exact_mut(hw).zip(g.chunks_exact(bins)) {
+                    scatter_plane(plane, w, s, pw, g, buffer);
+                }
             }
         });
     Ok(grad_input)
@@ -146,50 +159,95 @@ pub(crate) fn single_level(rois: &[f32]) -> Vec<Roi> {
         .collect()
 }
 
-/// The four weights of the sample at row tap `y`, column tap `x` (torchvision's w1..w4).
-#[inline(always)]
-fn weights(y: &Tap, x: &Tap) -> [f32; 4] {
-    [y.h * x.h, y.h * x.l, y.l * x.h, y.l * x.l]
-}
-
-/// One RoI, one channel: `out[by * pw + bx]` = the average of bin `(by, bx)`'s samples, summed
-/// in torchvision's order (row sample, then column sample).
-fn pool_plane(plane: &[f32], width: usize, s: &Sampling, pw: usize, out: &mut [f32]) {
-    let (gh, gw) = (s.grid_h, s.grid_w);
+/// One RoI, one channel: `out[by * pw + bx]` = the average of bin `(by, bx)`'s samples.
+///
+/// Separable, as the bilinear weights are: for each bin row, first the sum over its row taps
+/// of each needed column interpolated between the tap's two rows (`row`, one contiguous pass
+/// per tap when the columns are a run), then each column tap from that. The same weights as
+/// torchvision's, summed in another order: equal to its result within f32 rounding.
+fn pool_plane(
+    plane: &[f32],
+    width: usize,
+    s: &Sampling,
+    pw: usize,
+    out: &mut [f32],
+    row: &mut Vec<f32>,
+) {
+    let (gh, gw, cols) = (s.grid_h, s.grid_w, &s.cols);
+    row.clear();
+    row.resize(cols.len, 0.0);
     for (by, out_row) in out.chunks_exact_mut(pw).enumerate() {
+        row.fill(0.0);
         for y in s.ys[by * gh..(by + 1) * gh].iter().flatten() {
             let lo = &plane[y.lo * width..][..width];
             let hi = &plane[y.hi * width..][..width];
-            for (bx, o) in out_row.iter_mut().enumerate() {
-                let mut acc = *o;
-                for x in s.xs[bx * gw..(bx + 1) * gw].iter().flatten() {
-                    let [w1, w2, w3, w4] = weights(y, x);
-                    acc += w1 * lo[x.lo] + w2 * lo[x.hi] + w3 * hi[x.lo] + w4 * hi[x.hi];
+            match cols.start {
+                Some(c0) => {
+                    let (lo, hi) = (&lo[c0..c0 + cols.len], &hi[c0..c0 + cols.len]);
+                    for ((r, a), b) in row.iter_mut().zip(lo).zip(hi) {
+                        *r += y.h * a + y.l * b;
+                    }
                 }
-                *o = acc;
+                None => {
+                    for (r, &c) in row.iter_mut().zip(&cols.list) {
+                        *r += y.h * lo[c] + y.l * hi[c];
+                    }
+                }
             }
         }
-    }
-    for o in out {
-        *o /= s.count;
+        for (bx, o) in out_row.iter_mut().enumerate() {
+            let mut acc = 0f32;
+            for x in cols.taps[bx * gw..(bx + 1) * gw].iter().flatten() {
+                acc += x.h * row[x.lo] + x.l * row[x.hi];
+            }
+            *o = acc / s.count;
+        }
     }
 }
 
 /// One RoI, one channel of the backward: each sample of bin `(by, bx)` adds
 /// `g[by * pw + bx] / count` times its four weights to its four pixels.
-fn scatter_plane(plane: &mut [f32], width: usize, s: &Sampling, pw: usize, g: &[f32]) {
-    let (gh, gw) = (s.grid_h, s.grid_w);
+///
+/// Separable like [`pool_plane`]: per bin row, the column taps first spread their gradient
+/// over the needed columns (`row`), then each row tap adds that, times its two weights, to its
+/// two rows (one contiguous pass per tap when the columns are a run).
+fn scatter_plane(
+    plane: &mut [f32],
+    width: usize,
+    s: &Sampling,
+    pw: usize,
+    g: &[f32],
+    row: &mut Vec<f32>,
+) {
+    let (gh, gw, cols) = (s.grid_h, s.grid_w, &s.cols);
+    row.clear();
+    row.resize(cols.len, 0.0);
     for (by, g_row) in g.chunks_exact(pw).enumerate() {
+        row.fill(0.0);
+        for (bx, &gv) in g_row.iter().enumerate() {
+            let gv = gv / s.count;
+            for x in cols.taps[bx * gw..(bx + 1) * gw].iter().flatten() {
+                row[x.lo] += gv * x.h;
+                row[x.hi] += gv * x.l;
+            }
+        }
         for y in s.ys[by * gh..(by + 1) * gh].iter().flatten() {
             let (lo, hi) = (y.lo * width, y.hi * width);
-            for (bx, &gv) in g_row.iter().enumerate() {
-                let gv = gv / s.count;
-                for x in s.xs[bx * gw..(bx + 1) * gw].iter().flatten() {
-                    let [w1, w2, w3, w4] = weights(y, x);
-                    plane[lo + x.lo] += gv * w1;
-                    plane[lo + x.hi] += gv * w2;
-                    plane[hi + x.lo] += gv * w3;
-                    plane[hi + x.hi] += gv * w4;
+            match cols.start {
+                Some(c0) => {
+                    let n = cols.len;
+                    for (p, r) in plane[lo + c0..lo + c0 + n].iter_mut().zip(row.iter()) {
+                        *p += y.h * r;
+                    }
+                    for (p, r) in plane[hi + c0..hi + c0 + n].iter_mut().zip(row.iter()) {
+                        *p += y.l * r;
+                    }
+                }
+                None => {
+                    for (&c, r) in cols.list.iter().zip(row.iter()) {
+                        plane[lo + c] += y.h * r;
+                        plane[hi + c] += y.l * r;
+                    }
                 }
             }
         }

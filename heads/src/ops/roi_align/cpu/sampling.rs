@@ -5,9 +5,10 @@
 //! on `(by, iy)` and `x` only on `(bx, ix)`, and torchvision's bilinear rule (zero when more
 //! than one pixel outside, clamped to the border pixel) treats the two axes independently. So
 //! the `pooled_h * grid_h * pooled_w * grid_w` samples of a RoI are described by
-//! `pooled_h * grid_h` row taps and `pooled_w * grid_w` column taps; the kernels form each
-//! sample's four weights as the products `hy * hx, hy * lx, ly * hx, ly * lx`, exactly as
-//! torchvision's pre-calculation does, so the per-sample arithmetic is the same f32.
+//! `pooled_h * grid_h` row taps and `pooled_w * grid_w` column taps. A sample's four weights
+//! are the products `hy * hx, hy * lx, ly * hx, ly * lx` of its taps' weights, as in
+//! torchvision's pre-calculation; the kernels apply them one axis at a time (rows, then
+//! columns; [`Columns`]), so they equal torchvision's sums within f32 rounding.
 
 use candle_core::Result;
 
@@ -39,8 +40,74 @@ pub(crate) struct Sampling {
     pub count: f32,
     /// `pooled_h * grid_h` row taps.
     pub ys: Vec<Option<Tap>>,
-    /// `pooled_w * grid_w` column taps.
-    pub xs: Vec<Option<Tap>>,
+    /// The `pooled_w * grid_w` column taps and the columns they read.
+    pub cols: Columns,
+}
+
+/// The feature-map columns one RoI's column taps read, and each tap as indices into them.
+///
+/// The separable kernels interpolate each row tap over these columns first (one short
+/// vectorisable pass per row, shared by every column tap), then each column tap from that
+/// buffer. When the columns are dense enough they are one contiguous run from `start`, read as
+/// a slice; else the list of distinct columns (a huge RoI with few samples per bin).
+#[derive(Debug, PartialEq)]
+pub(crate) struct Columns {
+    /// `Some(c0)`: the columns are `c0, c0 + 1, ..., c0 + len - 1`.
+    pub start: Option<usize>,
+    /// How many columns the buffer holds.
+    pub len: usize,
+    /// Absolute columns when not contiguous (empty when contiguous).
+    pub list: Vec<usize>,
+    /// Per column tap: `Tap { lo, hi, .. }` with `lo` and `hi` as indices into the columns.
+    pub taps: Vec<Option<Tap>>,
+}
+
+impl Columns {
+    fn new(xs: &[Option<Tap>]) -> Columns {
+        let mut list: Vec<usize> = xs.iter().flatten().flat_map(|t| [t.lo, t.hi]).collect();
+        list.sort_unstable();
+        list.dedup();
+        let (Some(&first), Some(&last)) = (list.first(), list.last()) else {
+            return Columns {
+                start: None,
+                len: 0,
+                list,
+                taps: xs.to_vec(),
+            };
+        };
+        let span = last - first + 1;
+        // A contiguous run costs `span` cheap vector lanes; a list costs a gather per column.
+        if span <= 2 * list.len() + 16 {
+            let shift = |t: &Tap| Tap {
+                lo: t.lo - first,
+                hi: t.hi - first,
+                ..*t
+            };
+            return Columns {
+                start: Some(first),
+                len: span,
+                list: Vec::new(),
+                taps: xs.iter().map(|t| t.as_ref().map(shift)).collect(),
+            };
+        }
+        let index = |c: usize| list.partition_point(|&x| x < c);
+        let taps = xs
+            .iter()
+            .map(|t| {
+                t.map(|t| Tap {
+                    lo: index(t.lo),
+                    hi: index(t.hi),
+                    ..t
+                })
+            })
+            .collect();
+        Columns {
+            start: None,
+            len: list.len(),
+            list,
+            taps,
+        }
+    }
 }
 
 /// torchvision's bilinear rule along one axis of `size` pixels for coordinate `v`.
@@ -115,12 +182,13 @@ pub(crate) fn sampling(index: usize, roi: [f32; 5], d: Dims, p: Params) -> Resul
         }
         taps
     };
+    let xs = axis(start_w, bin_w, p.pooled_w, grid_w, d.w);
     Ok(Sampling {
         batch: b as usize,
         grid_h,
         grid_w,
         count: (grid_h * grid_w).max(1) as f32,
         ys: axis(start_h, bin_h, p.pooled_h, grid_h, d.h),
-        xs: axis(start_w, bin_w, p.pooled_w, grid_w, d.w),
+        cols: Columns::new(&xs),
     })
 }

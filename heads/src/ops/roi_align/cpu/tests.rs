@@ -43,7 +43,8 @@ fn sampling_is_one_grid_of_bin_centres_per_axis() {
     let expected = vec![t(0, 1, 0.5), t(1, 2, 0.5), t(2, 3, 0.5), t(3, 3, 0.0)];
     assert_eq!((s.grid_h, s.grid_w, s.count), (2, 2, 4.0));
     assert_eq!(s.ys, expected);
-    assert_eq!(s.xs, expected);
+    assert_eq!((s.cols.start, s.cols.len), (Some(0), 4)); // columns 0..=3: taps unshifted
+    assert_eq!(s.cols.taps, expected);
     let msg = sampling(3, [2.0, 0.0, 0.0, 4.0, 4.0], dims(2, 4, 4), params(2, 2))
         .unwrap_err()
         .to_string();
@@ -114,4 +115,34 @@ fn backward_scatters_weights_into_the_plane_of_the_rows_image() {
     // Rows of another level add nothing.
     let g = backward(&[1.0], &rois, 1, dims(1, 4, 4), params(1, 1)).unwrap();
     assert_eq!(g, vec![0f32; 16]);
+}
+
+#[test]
+fn columns_are_one_run_when_dense_and_a_list_when_far_apart() {
+    // Dense: a RoI from x = 10 to 14, samples at 10.5, 11.5, 12.5, 13.5: a run from 10.
+    let s = sampling(0, [0.0, 10.0, 0.0, 14.0, 4.0], dims(1, 4, 30), params(2, 2)).unwrap();
+    assert_eq!((s.cols.start, s.cols.len), (Some(10), 5));
+    let shifted = vec![t(0, 1, 0.5), t(1, 2, 0.5), t(2, 3, 0.5), t(3, 4, 0.5)];
+    assert_eq!(s.cols.taps, shifted);
+    // Far apart: a 200 px RoI, 2 bins of one sample each, at x = 50 and 150 (taps 50|51 and
+    // 150|151): a list of 4 columns, each tap pointing into it.
+    let s = sampling(
+        0,
+        [0.0, 0.0, 0.0, 200.0, 4.0],
+        dims(1, 4, 300),
+        params(2, 1),
+    )
+    .unwrap();
+    assert_eq!((s.cols.start, s.cols.len), (None, 4));
+    assert_eq!(s.cols.list, vec![50, 51, 150, 151]);
+    assert_eq!(s.cols.taps, vec![t(0, 1, 0.0), t(2, 3, 0.0)]);
+    // A RoI whose every column tap is out of range reads no column.
+    let s = sampling(
+        0,
+        [0.0, 400.0, 0.0, 500.0, 4.0],
+        dims(1, 4, 300),
+        params(2, 1),
+    )
+    .unwrap();
+    assert_eq!((s.cols.len, s.cols.taps.iter().flatten().count()), (0, 0));
 }
