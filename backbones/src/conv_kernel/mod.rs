@@ -169,7 +169,14 @@ impl CustomOp2 for BackwardInput {
         let geo = self.geo;
         let (grad, w) = (slice(s1, l1, "output gradient")?, slice(s2, l2, "weight")?);
         let (hw, kk, mg, slab) = (geo.hw_out(), geo.kk(), geo.mg(), geo.cg() * geo.h * geo.w);
-        let mut dx = vec![0f32; geo.n * geo.c * geo.h * geo.w];
+        // Zeros written, not `vec![0f32; _]`: calloc's fresh pages map the shared zero page and
+        // col2im's first `+=` on each would take a copy-on-write fault that flushes the TLB of
+        // every core. Written in parallel.
+        let mut dx = Vec::new();
+        (0..geo.n * geo.c * geo.h * geo.w)
+            .into_par_iter()
+            .map(|_| 0f32)
+            .collect_into_vec(&mut dx);
         let tiles = geo.tiles();
         let par = match geo.n * geo.groups >= rayon::current_num_threads() {
             true => Parallelism::None,

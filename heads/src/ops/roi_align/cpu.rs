@@ -103,7 +103,14 @@ pub(crate) fn backward(
     let (ph, pw) = (params.pooled_h, params.pooled_w);
     let bins = ph * pw;
     let hw = h * w;
-    let mut grad_input = vec![0f32; n * c * hw];
+    // Zeros written, not `vec![0f32; _]`: calloc's fresh pages map the shared zero page, and
+    // the scatter's first `+=` then takes a copy-on-write fault with a TLB flush on every
+    // core per 4 KiB page (in perf: half the backward's time). Written in parallel.
+    let mut grad_input = Vec::new();
+    (0..n * c * hw)
+        .into_par_iter()
+        .map(|_| 0f32)
+        .collect_into_vec(&mut grad_input);
     if grad_input.is_empty() || rois.is_empty() || bins == 0 {
         return Ok(grad_input);
     }
