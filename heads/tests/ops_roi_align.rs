@@ -186,8 +186,6 @@ fn roi_align_matches_naive_f64_reference() {
 
 #[test]
 fn roi_align_gradient_matches_finite_differences() {
-    // RoIAlign is linear in the features, so a central difference with a large step is exact
-    // up to f32 rounding of the loss (a sum of ~K*C*bins terms): 2e-3 absolute.
     let mut rng = Rng::new(5);
     let dims = (2, 3, 8, 11);
     for device in devices() {
@@ -203,32 +201,55 @@ fn roi_align_gradient_matches_finite_differences() {
                 &device,
             )
             .unwrap();
-            let loss = |x: &Tensor| -> f32 {
-                let y = roi_align(x, &r, (4, 3), 1.0, sr, aligned).unwrap();
-                (y * &g).unwrap().sum_all().unwrap().to_scalar().unwrap()
-            };
-            let var =
-                Var::from_tensor(&Tensor::from_vec(x.clone(), dims, &device).unwrap()).unwrap();
-            let y = roi_align(&var, &r, (4, 3), 1.0, sr, aligned).unwrap();
-            let grads = (y * &g).unwrap().sum_all().unwrap().backward().unwrap();
-            let analytic = to_f32(grads.get(&var).unwrap());
-            let step = 0.5f32;
-            for i in (0..x.len()).step_by(7) {
-                let mut plus = x.clone();
-                plus[i] += step;
-                let mut minus = x.clone();
-                minus[i] -= step;
-                let fd = (loss(&Tensor::from_vec(plus, dims, &device).unwrap())
-                    - loss(&Tensor::from_vec(minus, dims, &device).unwrap()))
-                    / (2.0 * step);
-                assert!(
-                    (fd - analytic[i]).abs() <= 2e-3,
-                    "{device:?} aligned={aligned} element {i}: fd {fd} vs backward {}",
-                    analytic[i]
-                );
-            }
+            let problem = (&x[..], dims, &r, (4, 3), sr, aligned);
+            backward_matches_finite_differences(&device, problem, &g, 7);
         }
     }
+}
+
+/// `(x, dims of x, rois, output_size, sampling_ratio, aligned)` of one roi_align call.
+type Problem<'a> = (
+    &'a [f32],
+    (usize, usize, usize, usize),
+    &'a Tensor,
+    (usize, usize),
+    i64,
+    bool,
+);
+
+/// Checks the backward of `sum(roi_align(x) * g)` against central differences at every
+/// `stride`-th element of `x`; returns the backward's gradient. RoIAlign is linear in the
+/// features, so a central difference with a large step is exact up to f32 rounding of the loss
+/// (a sum of ~K*C*bins terms): 2e-3 absolute.
+fn backward_matches_finite_differences(
+    device: &Device,
+    (x, dims, r, out, sr, aligned): Problem,
+    g: &Tensor,
+    stride: usize,
+) -> Vec<f32> {
+    let loss = |x: &Tensor| -> f32 {
+        let y = roi_align(x, r, out, 1.0, sr, aligned).unwrap();
+        (y * g).unwrap().sum_all().unwrap().to_scalar().unwrap()
+    };
+    let var = Var::from_tensor(&Tensor::from_vec(x.to_vec(), dims, device).unwrap()).unwrap();
+    let y = roi_align(&var, r, out, 1.0, sr, aligned).unwrap();
+    let grads = (y * g).unwrap().sum_all().unwrap().backward().unwrap();
+    let analytic = to_f32(grads.get(&var).unwrap());
+    let step = 0.5f32;
+    for i in (0..x.len()).step_by(stride) {
+        let (mut plus, mut minus) = (x.to_vec(), x.to_vec());
+        plus[i] += step;
+        minus[i] -= step;
+        let fd = (loss(&Tensor::from_vec(plus, dims, device).unwrap())
+            - loss(&Tensor::from_vec(minus, dims, device).unwrap()))
+            / (2.0 * step);
+        assert!(
+            (fd - analytic[i]).abs() <= 2e-3,
+            "{device:?} sr={sr} aligned={aligned} element {i}: fd {fd} vs backward {}",
+            analytic[i]
+        );
+    }
+    analytic
 }
 
 #[test]
@@ -327,8 +348,7 @@ fn wide_rois_with_few_samples_match_the_f64_reference_and_finite_differences() {
             // up to 2 apart that moves a sample by 1.5e-5, so 4e-5 here (1e-5 on small maps).
             assert!(diff <= 4e-5, "{device:?} sr={sr}: forward off by {diff}");
 
-            // Backward against central differences (exact for a linear op up to rounding; see
-            // roi_align_gradient_matches_finite_differences for the 2e-3).
+            // Backward against central differences.
             let g = Tensor::from_vec(
                 (0..ours.len())
                     .map(|_| rng.range(-1.0, 1.0))
@@ -337,32 +357,12 @@ fn wide_rois_with_few_samples_match_the_f64_reference_and_finite_differences() {
                 &device,
             )
             .unwrap();
-            let loss = |x: &Tensor| -> f32 {
-                let y = roi_align(x, &r, out, 1.0, sr, false).unwrap();
-                (y * &g).unwrap().sum_all().unwrap().to_scalar().unwrap()
-            };
-            let var = Var::from_tensor(&input).unwrap();
-            let y = roi_align(&var, &r, out, 1.0, sr, false).unwrap();
-            let grads = (y * &g).unwrap().sum_all().unwrap().backward().unwrap();
-            let analytic = to_f32(grads.get(&var).unwrap());
+            let problem = (&x[..], dims, &r, out, sr, false);
+            let analytic = backward_matches_finite_differences(&device, problem, &g, 5);
             assert!(
                 analytic.iter().any(|&v| v != 0.0),
                 "no gradient reached the input"
             );
-            let step = 0.5f32;
-            for i in (0..x.len()).step_by(5) {
-                let (mut plus, mut minus) = (x.clone(), x.clone());
-                plus[i] += step;
-                minus[i] -= step;
-                let fd = (loss(&Tensor::from_vec(plus, dims, &device).unwrap())
-                    - loss(&Tensor::from_vec(minus, dims, &device).unwrap()))
-                    / (2.0 * step);
-                assert!(
-                    (fd - analytic[i]).abs() <= 2e-3,
-                    "{device:?} sr={sr} element {i}: fd {fd} vs backward {}",
-                    analytic[i]
-                );
-            }
         }
     }
 }
