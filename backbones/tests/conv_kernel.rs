@@ -1,6 +1,6 @@
 //! Our convolution (`backbones::conv_kernel`: im2col + gemm, direct, shifted gemms, Winograd;
-//! the cases cover all four) against candle's `conv2d` (forward and
-//! autograd backward) and against finite differences.
+//! the cases cover all four, and the backward's direct dW and transposed-conv dX) against
+//! candle's `conv2d` (forward and autograd backward) and against finite differences.
 //!
 //! Tolerances: forward and backward vs candle <= 1e-5 relative (both f32, only the summation
 //! order differs: fan-ins of at most a few hundred terms; Winograd's transforms add a few
@@ -13,7 +13,7 @@ use backbones::conv_kernel::conv2d;
 use candle_core::{Device, Tensor, Var};
 use common::{max_relative_error, ConvCase as Case};
 
-const CASES: [Case; 14] = [
+const CASES: [Case; 17] = [
     (2, 8, 9, 11, 12, 4, 3, 1, 1),
     (1, 16, 10, 13, 16, 16, 3, 2, 1), // depthwise, stride 2, mixed parity
     (1, 3, 17, 20, 8, 1, 7, 2, 3),    // the stem
@@ -28,6 +28,9 @@ const CASES: [Case; 14] = [
     (2, 128, 7, 9, 64, 2, 3, 1, 1),   // shifted gemms, 2 groups of 64
     (1, 64, 37, 41, 16, 1, 3, 1, 1),  // Winograd: odd output, two chunks of tiles
     (2, 64, 9, 12, 8, 1, 3, 1, 0),    // Winograd without padding
+    (2, 32, 13, 17, 32, 4, 3, 1, 1),  // direct dW: 8 per group, a partial vector per row
+    (1, 16, 70, 70, 16, 2, 3, 1, 1),  // direct dW over two chunks of rows
+    (2, 64, 11, 34, 64, 4, 3, 2, 1),  // direct dW, stride 2, mixed parity
 ];
 
 fn random(dims: &[usize]) -> Tensor {

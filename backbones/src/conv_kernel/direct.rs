@@ -14,7 +14,7 @@ use super::epilogue::Epilogue;
 use super::im2col::Geometry;
 
 /// Output pixels per register block (two AVX-512 vectors).
-const PX: usize = 32;
+pub(super) const PX: usize = 32;
 /// Output channels per register block.
 const CB: usize = 4;
 
@@ -79,9 +79,42 @@ struct Task<'a> {
 }
 
 /// The padded, phase-split input of one group: `[Cin/G, s, Hp, wq]`.
-struct Prepared {
-    hp: usize,
-    wq: usize,
+pub(super) struct Prepared {
+    /// Padded rows, `H + 2 * pad`.
+    pub hp: usize,
+    /// Floats per stored row: at least `Wo` rounded up to `PX`, plus `(k - 1) / s + 1`.
+    pub wq: usize,
+}
+
+/// Copies group `g`'s channels of image `n` of `x` into `buf` as [`Prepared`] describes:
+/// padded column `j` of padded row `r` of channel `c` lands at `[c, j % s, r, j / s]`; every
+/// other float is zero. A tap `(ky, kx)` of output pixel `(oy, ox)` is then at
+/// `[c, kx % s, oy * s + ky, ox + kx / s]`, and a run of output pixels reads a run of floats.
+#[inline(always)]
+pub(super) fn prepare(
+    geo: &Geometry,
+    x: &[f32],
+    (n, g): (usize, usize),
+    buf: &mut Vec<f32>,
+) -> Prepared {
+    let (h, w, s, pad, cg) = (geo.h, geo.w, geo.stride, geo.pad, geo.cg());
+    let hp = h + 2 * pad;
+    // Widest read: column block wo_pad - PX, tap (k - 1) / s; the last padded input
+    // column (j = (wo - 1) * s + k - 1 + (W + 2p - k) mod s) lands at most one further.
+    let wq = geo.wo.next_multiple_of(PX) + (geo.k - 1) / s + 1;
+    buf.clear();
+    buf.resize(cg * s * hp * wq, 0.0);
+    let slab = &x[(n * geo.c + g * cg) * h * w..][..cg * h * w];
+    for c in 0..cg {
+        for y in 0..h {
+            let src = &slab[(c * h + y) * w..][..w];
+            for (ix, &v) in src.iter().enumerate() {
+                let j = ix + pad;
+                buf[((c * s + j % s) * hp + y + pad) * wq + j / s] = v;
+            }
+        }
+    }
+    Prepared { hp, wq }
 }
 
 /// Where one register block sits: output row `oy`, first output column `x0`, in a
@@ -210,31 +243,6 @@ impl Task<'_> {
         out
     }
 
-    /// Copies the group's channels of image `n` into `buf` as [`Prepared`] describes:
-    /// padded column `j` of padded row `r` of channel `c` lands at `[c, j % s, r, j / s]`.
-    #[inline(always)]
-    fn prepare(&self, buf: &mut Vec<f32>) -> Prepared {
-        let geo = self.geo;
-        let (h, w, s, pad, cg) = (geo.h, geo.w, geo.stride, geo.pad, geo.cg());
-        let hp = h + 2 * pad;
-        // Widest read: column block wo_pad - PX, tap (k - 1) / s; the last padded input
-        // column (j = (wo - 1) * s + k - 1 + (W + 2p - k) mod s) lands at most one further.
-        let wq = geo.wo.next_multiple_of(PX) + (geo.k - 1) / s + 1;
-        buf.clear();
-        buf.resize(cg * s * hp * wq, 0.0);
-        let slab = &self.x[(self.n * geo.c + self.g * cg) * h * w..][..cg * h * w];
-        for c in 0..cg {
-            for y in 0..h {
-                let src = &slab[(c * h + y) * w..][..w];
-                for (ix, &v) in src.iter().enumerate() {
-                    let j = ix + pad;
-                    buf[((c * s + j % s) * hp + y + pad) * wq + j / s] = v;
-                }
-            }
-        }
-        Prepared { hp, wq }
-    }
-
     #[inline(always)]
     fn body(
         &self,
@@ -244,7 +252,7 @@ impl Task<'_> {
     ) {
         let geo = self.geo;
         let (k, cg, mg, wo, hw) = (geo.k, geo.cg(), geo.mg(), geo.wo, geo.hw_out());
-        let Prepared { hp, wq } = self.prepare(buf);
+        let Prepared { hp, wq } = prepare(geo, self.x, (self.n, self.g), buf);
         let input = &buf[..];
         let blocks = mg.div_ceil(CB);
         let w_g = &self.w[self.g * blocks * cg * k * k * CB..][..blocks * cg * k * k * CB];

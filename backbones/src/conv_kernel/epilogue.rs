@@ -19,6 +19,13 @@ pub struct Epilogue<'a> {
 }
 
 impl Epilogue<'_> {
+    /// Leaves the output as the convolution wrote it.
+    pub const NONE: Epilogue<'static> = Epilogue {
+        bias: None,
+        residual: None,
+        relu: false,
+    };
+
     pub fn is_none(&self) -> bool {
         self.bias.is_none() && self.residual.is_none() && !self.relu
     }

@@ -4,8 +4,11 @@
 //! Stride-1 convs with few input channels per group (ResNeXt's 3x3s) take a direct kernel
 //! instead (`direct`); dense stride-1 3x3s with >= 64 channels (the FPN) Winograd F(2x2, 3x3)
 //! (`winograd`); other stride-1 convs with >= 64 channels per group k*k shifted gemms
-//! (`shift_gemm`). The backward is always the im2col one (a stride-1 1x1 reads its input as
-//! the im2col matrix: one gemm per image, no col2im). Three entries: [`conv2d`] (the plain
+//! (`shift_gemm`). The backward: dX of a stride-1 conv wider than 1x1 is the forward of the
+//! transposed conv (so the direct kernel or Winograd again), else a gemm then col2im (a
+//! stride-1 1x1 reads its input as the im2col matrix: one gemm per image, no col2im); dW of a
+//! grouped 3x3 is a direct kernel (`direct_dw`), of a dense stride-1 3x3 Winograd, else a
+//! gemm against the im2col tile. Three entries: [`conv2d`] (the plain
 //! differentiable conv), [`conv2d_fused`] (inference, bias + residual + ReLU in the kernel)
 //! and [`conv2d_trainable`] (the same fused, as one autograd node for training: `train`).
 //!
@@ -14,6 +17,7 @@
 //! for stride 2 when H and W have different parities. This op has neither problem, and skips
 //! dX when the input needs no gradient (frozen layers). f32 only.
 mod direct;
+mod direct_dw;
 mod epilogue;
 mod forward;
 mod fused;
@@ -27,6 +31,8 @@ pub use fused::conv2d_fused;
 pub use train::conv2d_trainable;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use epilogue::Epilogue;
+use forward::forward;
 use gemm::Parallelism;
 use im2col::{col2im, im2col, matmul, slice, Geometry, SyncPtr};
 use rayon::prelude::*;
@@ -71,9 +77,28 @@ fn for_groups(groups: usize, f: impl Fn(usize, Parallelism) + Sync) {
     }
 }
 
-/// `dW_g = sum_n grad[n, g] x im2col(x[n, g])^T`: inputs (x, grad), output `[Cout, Cin/G, k, k]`.
+/// `dW_g = sum_n grad[n, g] x im2col(x[n, g])^T`, times `scale[co]` on each output channel's
+/// row when there is one: inputs (x, grad), output `[Cout, Cin/G, k, k]`.
 struct BackwardWeight {
     geo: Geometry,
+    /// `[Cout]`: the forward used `w[co] * scale[co]` (a frozen BN folded into the weights).
+    scale: Option<Vec<f32>>,
+}
+
+/// Multiplies each output channel's row of `w: [Cout, ...]` by `scale[co]`.
+fn scale_rows(w: &mut [f32], scale: &[f32]) {
+    let per_co = w.len() / scale.len();
+    for (row, s) in w.chunks_exact_mut(per_co).zip(scale) {
+        row.iter_mut().for_each(|v| *v *= s);
+    }
+}
+
+/// `w` with each output channel's row multiplied by `scale[co]` (a frozen BN's scale folded
+/// into the weights).
+fn scaled_rows(w: &[f32], scale: &[f32]) -> Vec<f32> {
+    let mut w = w.to_vec();
+    scale_rows(&mut w, scale);
+    w
 }
 
 impl CustomOp2 for BackwardWeight {
@@ -91,6 +116,20 @@ impl CustomOp2 for BackwardWeight {
         let geo = self.geo;
         let (x, grad) = (slice(s1, l1, "input")?, slice(s2, l2, "output gradient")?);
         let (hw, kk, mg, slab) = (geo.hw_out(), geo.kk(), geo.mg(), geo.cg() * geo.h * geo.w);
+        let direct = direct_dw::prefer_direct_dw(&geo);
+        if direct || winograd::prefer_winograd(&geo) {
+            let mut dw = match direct {
+                true => direct_dw::weight_grad_direct(&geo, x, grad),
+                false => winograd::weight_grad_winograd(&geo, x, grad),
+            };
+            if let Some(scale) = &self.scale {
+                scale_rows(&mut dw, scale);
+            }
+            return Ok((
+                CpuStorage::F32(dw),
+                Shape::from((geo.cout, geo.cg(), geo.k, geo.k)),
+            ));
+        }
         let mut dw = vec![0f32; geo.cout * kk]; // [Cout, Cin/G * k * k]
         let dst = SyncPtr(dw.as_mut_ptr());
         let tiles = geo.tiles();
@@ -142,6 +181,9 @@ impl CustomOp2 for BackwardWeight {
                 }
             }
         });
+        if let Some(scale) = &self.scale {
+            scale_rows(&mut dw, scale);
+        }
         Ok((
             CpuStorage::F32(dw),
             Shape::from((geo.cout, geo.cg(), geo.k, geo.k)),
@@ -149,9 +191,53 @@ impl CustomOp2 for BackwardWeight {
     }
 }
 
-/// `dX[n, g] = col2im(W_g^T x grad[n, g])`: inputs (grad, w), output `[N, Cin, H, W]`.
+/// The convolution whose forward is the input gradient of `geo`, when `geo` has stride 1 and
+/// a kernel wider than 1x1: `dX = conv2d(grad, flip_transpose(W), stride 1, padding k-1-pad,
+/// groups)`. Each input pixel gathers the output pixels its taps reached, through the
+/// transposed weights flipped in both axes; the padding makes the output `H x W` again. The
+/// forward's kernels then compute dX (the direct one for grouped 3x3s, Winograd for the
+/// FPN's), with no col2im.
+fn transposed(geo: &Geometry) -> Option<Geometry> {
+    if geo.stride != 1 || geo.k == 1 || geo.pad > geo.k - 1 {
+        return None;
+    }
+    let w_t = (geo.c, geo.mg(), geo.k, geo.k);
+    Geometry::new(
+        (geo.n, geo.cout, geo.ho, geo.wo),
+        w_t,
+        1,
+        geo.k - 1 - geo.pad,
+        geo.groups,
+    )
+    .ok()
+}
+
+/// `w: [Cout, Cin/G, k, k]` -> `[Cin, Cout/G, k, k]`: per group, input and output channels
+/// swapped, and each k x k kernel rotated by 180 degrees.
+fn flip_transpose(geo: &Geometry, w: &[f32]) -> Vec<f32> {
+    let (cg, mg, k) = (geo.cg(), geo.mg(), geo.k);
+    let mut out = vec![0f32; w.len()];
+    for g in 0..geo.groups {
+        for co in 0..mg {
+            for ci in 0..cg {
+                let src = &w[((g * mg + co) * cg + ci) * k * k..][..k * k];
+                let dst = &mut out[((g * cg + ci) * mg + co) * k * k..][..k * k];
+                for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                    *d = *s;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `dX[n, g] = col2im(W_g^T x grad[n, g])`: inputs (grad, w), output `[N, Cin, H, W]`; for
+/// stride 1 (k > 1) the forward of the [`transposed`] convolution. The weights are
+/// `w[co] * scale[co]` when there is a scale.
 struct BackwardInput {
     geo: Geometry,
+    /// `[Cout]`, as in [`BackwardWeight`].
+    scale: Option<Vec<f32>>,
 }
 
 impl CustomOp2 for BackwardInput {
@@ -168,6 +254,21 @@ impl CustomOp2 for BackwardInput {
     ) -> Result<(CpuStorage, Shape)> {
         let geo = self.geo;
         let (grad, w) = (slice(s1, l1, "output gradient")?, slice(s2, l2, "weight")?);
+        let scaled;
+        let w = match &self.scale {
+            Some(scale) => {
+                scaled = scaled_rows(w, scale);
+                &scaled[..]
+            }
+            None => w,
+        };
+        if let Some(geo_t) = transposed(&geo) {
+            let dx = forward(&geo_t, grad, &flip_transpose(&geo, w), &Epilogue::NONE);
+            return Ok((
+                CpuStorage::F32(dx),
+                Shape::from((geo.n, geo.c, geo.h, geo.w)),
+            ));
+        }
         let (hw, kk, mg, slab) = (geo.hw_out(), geo.kk(), geo.mg(), geo.cg() * geo.h * geo.w);
         // Zeros written, not `vec![0f32; _]`: calloc's fresh pages map the shared zero page and
         // col2im's first `+=` on each would take a copy-on-write fault that flushes the TLB of

@@ -7,13 +7,13 @@
 //! operand that needs none (the broadcast BN shift, the frozen input of a matmul). This node
 //! keeps only its output (the ReLU mask is `y > 0`, as PyTorch's `threshold_backward` reads
 //! it), and returns no gradient for operands that do not need one.
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::epilogue::Epilogue;
 use super::forward::forward;
 use super::im2col::{slice, Geometry};
-use super::{BackwardInput, BackwardWeight};
+use super::{scaled_rows, BackwardInput, BackwardWeight};
 
 /// What the op's optional third input is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,12 +118,7 @@ impl ConvAct {
         let scaled;
         let w = match &self.scale {
             Some(s) => {
-                let per_co = w.len() / geo.cout;
-                scaled = w
-                    .chunks(per_co)
-                    .zip(s)
-                    .flat_map(|(row, s)| row.iter().map(move |v| v * s))
-                    .collect::<Vec<f32>>();
+                scaled = scaled_rows(w, s);
                 &scaled[..]
             }
             None => w,
@@ -160,33 +155,28 @@ impl ConvAct {
             true => grad.contiguous()?.apply_op2_no_bwd(y, &ReluBackward)?,
             false => grad.contiguous()?,
         };
-        let scale = self
-            .scale
-            .as_ref()
-            .map(|s| Tensor::from_slice(s, (self.geo.cout, 1, 1, 1), x.device()))
-            .transpose()?;
         let dw = match w.track_op() {
-            true => {
-                let dw = x.apply_op2_no_bwd(&dz, &BackwardWeight { geo: self.geo })?;
-                Some(match &scale {
-                    Some(s) => dw.broadcast_mul(s)?,
-                    None => dw,
-                })
-            }
+            true => Some(x.apply_op2_no_bwd(
+                &dz,
+                &BackwardWeight {
+                    geo: self.geo,
+                    scale: self.scale.clone(),
+                },
+            )?),
             false => None,
         };
         let dx = match x.track_op() {
-            true => {
-                let w = match &scale {
-                    Some(s) => w.detach().broadcast_mul(s)?,
-                    None => w.detach(),
-                };
-                Some(dz.apply_op2_no_bwd(&w, &BackwardInput { geo: self.geo })?)
-            }
+            true => Some(dz.apply_op2_no_bwd(
+                &w.detach(),
+                &BackwardInput {
+                    geo: self.geo,
+                    scale: self.scale.clone(),
+                },
+            )?),
             false => None,
         };
         let dthird = match (self.third, third) {
-            (Third::Bias, Some(b)) if b.track_op() => Some(dz.sum((0, 2, 3))?),
+            (Third::Bias, Some(b)) if b.track_op() => Some(dz.apply_op1_no_bwd(&ChannelSum)?),
             (Third::Residual, Some(r)) if r.track_op() => Some(dz),
             _ => None,
         };
@@ -278,5 +268,43 @@ impl CustomOp2 for ReluBackward {
                 }
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// `sum over (n, y, x) of g[n, c, y, x]`: `[N, C, H, W]` (contiguous) -> `[C]`, the gradient
+/// of a per-channel bias. One task per channel; 16 partial sums per row (vectorised), rows
+/// summed in f64. candle's `sum((0, 2, 3))` took 3% of a training step.
+struct ChannelSum;
+
+impl CustomOp1 for ChannelSum {
+    fn name(&self) -> &'static str {
+        "channel-sum"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = slice(s, l, "gradient")?;
+        let (n, c, h, w) = l.shape().dims4()?;
+        let hw = h * w;
+        let sums: Vec<f32> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let total: f64 = (0..n)
+                    .map(|i| {
+                        let row = &g[(i * c + ch) * hw..][..hw];
+                        let mut lanes = [0f32; 16];
+                        let mut chunks = row.chunks_exact(16);
+                        for chunk in &mut chunks {
+                            for (l, v) in lanes.iter_mut().zip(chunk) {
+                                *l += v;
+                            }
+                        }
+                        let tail: f64 = chunks.remainder().iter().map(|&v| v as f64).sum();
+                        lanes.iter().map(|&v| v as f64).sum::<f64>() + tail
+                    })
+                    .sum();
+                total as f32
+            })
+            .collect();
+        Ok((CpuStorage::F32(sums), Shape::from(c)))
     }
 }

@@ -3,6 +3,9 @@
 //! "Fast Algorithms for Convolutional Neural Networks"):
 //! `Y = A^T [ (G g G^T) . (B^T d B) ] A` for a 4x4 input tile `d` and 3x3 filter `g`; the
 //! channel sums of the 16 elementwise products are 16 gemms `[Cout, Cin] x [Cin, tiles]`.
+//! The weight gradient runs in the same domain (`weight_grad_winograd`). The tile transforms
+//! work on a run of tiles along one tile row at a time, one pass per element, so that they
+//! vectorise (one tile at a time they were scalar code with strided stores).
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -51,11 +54,239 @@ fn transform_filters(geo: &Geometry, w: &[f32]) -> Vec<f32> {
     u
 }
 
+/// The runs of tiles `t0..t0 + len` (tile `t` is tile row `t / tw`, column `t % tw`) that
+/// lie in one tile row: `(offset in the chunk, tile row, first tile column, tiles)`.
+fn row_runs(
+    t0: usize,
+    len: usize,
+    tw: usize,
+) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let mut t = 0;
+    std::iter::from_fn(move || {
+        if t >= len {
+            return None;
+        }
+        let (ty, tx0) = ((t0 + t) / tw, (t0 + t) % tw);
+        let seg = (tw - tx0).min(len - t);
+        let run = (t, ty, tx0, seg);
+        t += seg;
+        Some(run)
+    })
+}
+
+/// `B^T d B` of `seg` consecutive tiles of one tile row, tile `k` being `rows[i][2k + j]`
+/// (`i, j < 4`); `put(e, k, value)` receives element `e = 4 * i + j` of tile `k`. Each
+/// element is one pass over the run, which the compiler vectorises.
+/// `B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]`.
+#[inline(always)]
+fn input_transform_run(rows: &[Vec<f32>; 4], seg: usize, mut put: impl FnMut(usize, usize, f32)) {
+    // d(i, j)[k] = rows[i][2k + j]: rows first (B^T d), then columns (. B).
+    let r = |i: usize, j: usize, k: usize| rows[i][2 * k + j];
+    let bd = |i: usize, j: usize, k: usize| match i {
+        0 => r(0, j, k) - r(2, j, k),
+        1 => r(1, j, k) + r(2, j, k),
+        2 => r(2, j, k) - r(1, j, k),
+        _ => r(1, j, k) - r(3, j, k),
+    };
+    for i in 0..4 {
+        for k in 0..seg {
+            let (b0, b1, b2, b3) = (bd(i, 0, k), bd(i, 1, k), bd(i, 2, k), bd(i, 3, k));
+            put(4 * i, k, b0 - b2);
+            put(4 * i + 1, k, b1 + b2);
+            put(4 * i + 2, k, b2 - b1);
+            put(4 * i + 3, k, b1 - b3);
+        }
+    }
+}
+
+/// `A^T m A` of `seg` consecutive tiles (chunk offsets `t..t + seg`) of one output channel,
+/// `m(e)` being element `e` of every tile of the chunk: writes the 2 output rows of the run,
+/// `2 * seg` pixels each, into `out`. `A^T = [[1,1,1,0],[0,1,-1,-1]]`.
+#[inline(always)]
+fn output_transform_run<'a>(
+    m: impl Fn(usize) -> &'a [f32],
+    t: usize,
+    seg: usize,
+    out: &mut [Vec<f32>; 2],
+) {
+    let e: [&[f32]; 16] = std::array::from_fn(|e| &m(e)[t..t + seg]);
+    for row in out.iter_mut() {
+        row.clear();
+        row.resize(2 * seg, 0.0);
+    }
+    let [out0, out1] = out;
+    for k in 0..seg {
+        let mv = |i: usize, j: usize| e[4 * i + j][k];
+        let a0: [f32; 4] = std::array::from_fn(|j| mv(0, j) + mv(1, j) + mv(2, j));
+        let a1: [f32; 4] = std::array::from_fn(|j| mv(1, j) - mv(2, j) - mv(3, j));
+        out0[2 * k] = a0[0] + a0[1] + a0[2];
+        out0[2 * k + 1] = a0[1] - a0[2] - a0[3];
+        out1[2 * k] = a1[0] + a1[1] + a1[2];
+        out1[2 * k + 1] = a1[1] - a1[2] - a1[3];
+    }
+}
+
+/// Copies rows `y0..y0 + rows.len()`, columns `x0..x0 + cols` of `plane` (`[h, w]`) into
+/// `rows`, zeros where they fall outside the plane (the padding, or past the last tile).
+fn gather_rows(
+    plane: &[f32],
+    (h, w): (usize, usize),
+    (y0, x0): (isize, isize),
+    cols: usize,
+    rows: &mut [Vec<f32>],
+) {
+    for (i, row) in rows.iter_mut().enumerate() {
+        row.clear();
+        row.resize(cols, 0.0);
+        let y = y0 + i as isize;
+        if y < 0 || y >= h as isize {
+            continue;
+        }
+        let src = &plane[y as usize * w..][..w];
+        let lo = (-x0).max(0) as usize;
+        let hi = ((w as isize - x0).max(0) as usize).min(cols);
+        if lo < hi {
+            let first = (x0 + lo as isize) as usize;
+            row[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
+        }
+    }
+}
+
+/// `B^T d B` of tiles `t0..t0 + len` of one image `img: [Cin, H, W]`: `[16, Cin, len]`.
+fn transform_input(geo: &Geometry, img: &[f32], (t0, len): (usize, usize)) -> Vec<f32> {
+    let (cin, h, wd, pad, tw) = (geo.c, geo.h, geo.w, geo.pad as isize, geo.wo.div_ceil(2));
+    let mut v = vec![0f32; 16 * cin * len];
+    let mut rows = [const { Vec::new() }; 4];
+    for ic in 0..cin {
+        let plane = &img[ic * h * wd..][..h * wd];
+        for (t, ty, tx0, seg) in row_runs(t0, len, tw) {
+            // The 4 input rows under this run of tiles: tile tx0 + k reads row[2k .. 2k + 4].
+            let at = ((2 * ty) as isize - pad, (2 * tx0) as isize - pad);
+            gather_rows(plane, (h, wd), at, 2 * seg + 2, &mut rows);
+            input_transform_run(&rows, seg, |e, k, val| {
+                v[(e * cin + ic) * len + t + k] = val;
+            });
+        }
+    }
+    v
+}
+
+/// `A dY A^T` of tiles `t0..t0 + len` of one image's output gradient `dy: [Cout, Ho, Wo]`,
+/// zero past the last row or column: `[16, Cout, len]`. `A = [[1,0],[1,1],[1,-1],[0,-1]]`.
+fn transform_grad(geo: &Geometry, dy: &[f32], (t0, len): (usize, usize)) -> Vec<f32> {
+    let (cout, ho, wo, tw) = (geo.cout, geo.ho, geo.wo, geo.wo.div_ceil(2));
+    let mut dm = vec![0f32; 16 * cout * len];
+    let mut rows = [const { Vec::new() }; 2];
+    for oc in 0..cout {
+        let plane = &dy[oc * ho * wo..][..ho * wo];
+        for (t, ty, tx0, seg) in row_runs(t0, len, tw) {
+            gather_rows(
+                plane,
+                (ho, wo),
+                ((2 * ty) as isize, (2 * tx0) as isize),
+                2 * seg,
+                &mut rows,
+            );
+            let [r0, r1] = &rows;
+            for k in 0..seg {
+                // A y: rows y0, y0 + y1, y0 - y1, -y1 (each a pair of columns) ...
+                let (a, b) = ((r0[2 * k], r0[2 * k + 1]), (r1[2 * k], r1[2 * k + 1]));
+                let ay = [
+                    a,
+                    (a.0 + b.0, a.1 + b.1),
+                    (a.0 - b.0, a.1 - b.1),
+                    (-b.0, -b.1),
+                ];
+                // ... then (A y) A^T on each row: c0, c0 + c1, c0 - c1, -c1.
+                for (i, (c0, c1)) in ay.into_iter().enumerate() {
+                    for (j, val) in [c0, c0 + c1, c0 - c1, -c1].into_iter().enumerate() {
+                        dm[((4 * i + j) * cout + oc) * len + t + k] = val;
+                    }
+                }
+            }
+        }
+    }
+    dm
+}
+
+/// `dW` of a convolution [`prefer_winograd`] takes, from its input `x: [N, Cin, H, W]` and
+/// output gradient `grad: [N, Cout, Ho, Wo]` -> `[Cout, Cin, 3, 3]`, in the Winograd domain:
+/// the forward is `Y = A^T [ U . V ] A` with `U = G g G^T`, so `dU = sum over tiles of
+/// (A dY A^T) . V`, which is 16 gemms `[Cout, tiles] x [tiles, Cin]`, and `dg = G^T dU G`.
+/// 16 instead of 36 multiplies per 2x2 output tile, as in the forward.
+pub(super) fn weight_grad_winograd(geo: &Geometry, x: &[f32], grad: &[f32]) -> Vec<f32> {
+    let (cin, cout, h, wd) = (geo.c, geo.cout, geo.h, geo.w);
+    let tiles = geo.ho.div_ceil(2) * geo.wo.div_ceil(2);
+    let chunks: Vec<(usize, usize)> = (0..geo.n)
+        .flat_map(|n| (0..tiles).step_by(TILES_PER_CHUNK).map(move |t0| (n, t0)))
+        .collect();
+    let du = chunks
+        .par_iter()
+        .fold(
+            || vec![0f32; 16 * cout * cin],
+            |mut du, &(n, t0)| {
+                let len = TILES_PER_CHUNK.min(tiles - t0);
+                let v = transform_input(geo, &x[n * cin * h * wd..][..cin * h * wd], (t0, len));
+                let dy = &grad[n * cout * geo.ho * geo.wo..][..cout * geo.ho * geo.wo];
+                let dm = transform_grad(geo, dy, (t0, len));
+                for e in 0..16 {
+                    // dU[e] += dM[e] ([Cout, len]) x V[e]^T ([len, Cin]).
+                    unsafe {
+                        matmul(
+                            (cout, cin, len),
+                            du.as_mut_ptr().add(e * cout * cin),
+                            cin,
+                            true,
+                            dm.as_ptr().add(e * cout * len),
+                            (len, 1),
+                            v.as_ptr().add(e * cin * len),
+                            (1, len),
+                            Parallelism::None,
+                        );
+                    }
+                }
+                du
+            },
+        )
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        })
+        .unwrap_or_else(|| vec![0f32; 16 * cout * cin]);
+    // dg = G^T dU G, G = [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]]: G^T combines rows
+    // (u0 + .5 u1 + .5 u2, .5 u1 - .5 u2, .5 u1 + .5 u2 + u3), then the same on columns.
+    let gt = |u: [f32; 4]| {
+        [
+            u[0] + 0.5 * (u[1] + u[2]),
+            0.5 * (u[1] - u[2]),
+            0.5 * (u[1] + u[2]) + u[3],
+        ]
+    };
+    let mut dw = vec![0f32; cout * cin * 9];
+    for oc in 0..cout {
+        for ic in 0..cin {
+            let at = |e: usize| du[(e * cout + oc) * cin + ic];
+            // Rows of G^T dU: [3][4].
+            let rows: [[f32; 4]; 3] = {
+                let cols: [[f32; 3]; 4] =
+                    std::array::from_fn(|j| gt([at(j), at(4 + j), at(8 + j), at(12 + j)]));
+                std::array::from_fn(|p| std::array::from_fn(|j| cols[j][p]))
+            };
+            for (p, row) in rows.into_iter().enumerate() {
+                for (q, val) in gt(row).into_iter().enumerate() {
+                    dw[(oc * cin + ic) * 9 + p * 3 + q] = val;
+                }
+            }
+        }
+    }
+    dw
+}
+
 /// # Shapes
 /// `x: [N, Cin, H, W]`, `w: [Cout, Cin, 3, 3]` (both contiguous) -> `[N, Cout, Ho, Wo]`
 #[allow(clippy::needless_range_loop)] // as above
 pub(super) fn conv_winograd(geo: &Geometry, x: &[f32], w: &[f32], ep: &Epilogue) -> Vec<f32> {
-    let (cin, cout, h, wd, pad) = (geo.c, geo.cout, geo.h, geo.w, geo.pad as isize);
+    let (cin, cout, h, wd) = (geo.c, geo.cout, geo.h, geo.w);
     let (ho, wo) = (geo.ho, geo.wo);
     let (th, tw) = (ho.div_ceil(2), wo.div_ceil(2));
     let u = transform_filters(geo, w);
@@ -68,40 +299,7 @@ pub(super) fn conv_winograd(geo: &Geometry, x: &[f32], w: &[f32], ep: &Epilogue)
     chunks.par_iter().for_each(|&(n, t0)| {
         let len = TILES_PER_CHUNK.min(tiles - t0);
         let img = &x[n * cin * h * wd..][..cin * h * wd];
-        let mut v = vec![0f32; 16 * cin * len]; // [16, Cin, len]
-        for ic in 0..cin {
-            let plane = &img[ic * h * wd..][..h * wd];
-            for t in 0..len {
-                let (ty, tx) = ((t0 + t) / tw, (t0 + t) % tw);
-                let mut d = [[0f32; 4]; 4];
-                for (i, row) in d.iter_mut().enumerate() {
-                    let iy = (2 * ty + i) as isize - pad;
-                    if iy < 0 || iy >= h as isize {
-                        continue;
-                    }
-                    for (j, val) in row.iter_mut().enumerate() {
-                        let ix = (2 * tx + j) as isize - pad;
-                        if ix >= 0 && ix < wd as isize {
-                            *val = plane[iy as usize * wd + ix as usize];
-                        }
-                    }
-                }
-                // B^T d B, B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]].
-                let mut bd = [[0f32; 4]; 4];
-                for j in 0..4 {
-                    bd[0][j] = d[0][j] - d[2][j];
-                    bd[1][j] = d[1][j] + d[2][j];
-                    bd[2][j] = d[2][j] - d[1][j];
-                    bd[3][j] = d[1][j] - d[3][j];
-                }
-                for (i, r) in bd.iter().enumerate() {
-                    let e = [r[0] - r[2], r[1] + r[2], r[2] - r[1], r[1] - r[3]];
-                    for (j, val) in e.iter().enumerate() {
-                        v[((i * 4 + j) * cin + ic) * len + t] = *val;
-                    }
-                }
-            }
-        }
+        let v = transform_input(geo, img, (t0, len)); // [16, Cin, len]
         let mut m = vec![0f32; 16 * cout * len]; // [16, Cout, len]
         for e in 0..16 {
             unsafe {
@@ -123,25 +321,22 @@ pub(super) fn conv_winograd(geo: &Geometry, x: &[f32], w: &[f32], ep: &Epilogue)
                 );
             }
         }
+        let mut out_rows = [Vec::new(), Vec::new()];
         for oc in 0..cout {
-            for t in 0..len {
-                let (ty, tx) = ((t0 + t) / tw, (t0 + t) % tw);
-                let mv = |i: usize, j: usize| m[((i * 4 + j) * cout + oc) * len + t];
-                // A^T m A, A^T = [[1,1,1,0],[0,1,-1,-1]].
-                let mut am = [[0f32; 4]; 2];
-                for j in 0..4 {
-                    am[0][j] = mv(0, j) + mv(1, j) + mv(2, j);
-                    am[1][j] = mv(1, j) - mv(2, j) - mv(3, j);
-                }
-                for (i, r) in am.iter().enumerate() {
-                    let y = [r[0] + r[1] + r[2], r[1] - r[2] - r[3]];
+            let m_oc = |e: usize| &m[(e * cout + oc) * len..][..len];
+            for (t, ty, tx0, seg) in row_runs(t0, len, tw) {
+                output_transform_run(m_oc, t, seg, &mut out_rows);
+                for (i, row) in out_rows.iter().enumerate() {
                     let oy = 2 * ty + i;
-                    for (j, val) in y.iter().enumerate() {
-                        let ox = 2 * tx + j;
-                        if oy < ho && ox < wo {
-                            // Chunks cover disjoint tiles, so disjoint output pixels.
-                            unsafe { *dst.get().add(((n * cout + oc) * ho + oy) * wo + ox) = *val };
-                        }
+                    if oy >= ho {
+                        continue;
+                    }
+                    let ox0 = 2 * tx0;
+                    let valid = (2 * seg).min(wo - ox0);
+                    // Chunks cover disjoint tiles, so disjoint output pixels.
+                    unsafe {
+                        let at = dst.get().add(((n * cout + oc) * ho + oy) * wo + ox0);
+                        std::ptr::copy_nonoverlapping(row.as_ptr(), at, valid);
                     }
                 }
             }
