@@ -94,11 +94,16 @@ fn scale_rows(w: &mut [f32], scale: &[f32]) {
 }
 
 /// `w` with each output channel's row multiplied by `scale[co]` (a frozen BN's scale folded
-/// into the weights).
-fn scaled_rows(w: &[f32], scale: &[f32]) -> Vec<f32> {
-    let mut w = w.to_vec();
-    scale_rows(&mut w, scale);
-    w
+/// into the weights), or `w` itself without a scale.
+fn scaled_rows<'a>(w: &'a [f32], scale: Option<&[f32]>) -> std::borrow::Cow<'a, [f32]> {
+    match scale {
+        Some(scale) => {
+            let mut w = w.to_vec();
+            scale_rows(&mut w, scale);
+            w.into()
+        }
+        None => w.into(),
+    }
 }
 
 impl CustomOp2 for BackwardWeight {
@@ -254,14 +259,8 @@ impl CustomOp2 for BackwardInput {
     ) -> Result<(CpuStorage, Shape)> {
         let geo = self.geo;
         let (grad, w) = (slice(s1, l1, "output gradient")?, slice(s2, l2, "weight")?);
-        let scaled;
-        let w = match &self.scale {
-            Some(scale) => {
-                scaled = scaled_rows(w, scale);
-                &scaled[..]
-            }
-            None => w,
-        };
+        let scaled = scaled_rows(w, self.scale.as_deref());
+        let w = &scaled[..];
         if let Some(geo_t) = transposed(&geo) {
             let dx = forward(&geo_t, grad, &flip_transpose(&geo, w), &Epilogue::NONE);
             return Ok((

@@ -115,14 +115,8 @@ impl ConvAct {
 
     fn fwd(&self, x: &[f32], w: &[f32], third: Option<&[f32]>) -> (CpuStorage, Shape) {
         let geo = &self.geo;
-        let scaled;
-        let w = match &self.scale {
-            Some(s) => {
-                scaled = scaled_rows(w, s);
-                &scaled[..]
-            }
-            None => w,
-        };
+        let scaled = scaled_rows(w, self.scale.as_deref());
+        let w = &scaled[..];
         let ep = Epilogue {
             bias: match self.third {
                 Third::Bias => third,
