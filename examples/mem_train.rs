@@ -74,9 +74,7 @@ fn graph_bytes(loss: &Tensor) {
 }
 
 fn main() -> anyhow::Result<()> {
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
-    }
+    detect::process::configure(); // as the `detect` binary
     let args: Vec<String> = std::env::args().skip(1).collect();
     let name = args.first().map_or("resnext101_32x4d", |s| s.as_str());
     let h: usize = args.get(1).map_or(Ok(800), |s| s.parse())?;

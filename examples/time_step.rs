@@ -19,6 +19,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    detect::process::configure(); // as the `detect` binary
     let args: Vec<String> = std::env::args().skip(1).collect();
     let steps: usize = args.first().map_or(Ok(5), |s| s.parse())?;
     let forwards: usize = args.get(1).map_or(Ok(2), |s| s.parse())?;

@@ -29,6 +29,7 @@ pub mod gpu_checks;
 pub mod model;
 pub mod output;
 pub mod predict;
+pub mod process;
 pub mod profile;
 pub mod report;
 pub mod train;

@@ -20,12 +20,11 @@ pub fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-/// The environment the `detect` binary sets for itself (src/main.rs): candle's element-wise
-/// pool at one thread unless `CANDLE_NUM_THREADS` says otherwise. Call first in `main`.
+/// The process settings the `detect` binary makes for itself (`detect::process::configure`:
+/// candle's element-wise pool at one thread, freed memory kept for reuse). Call first in
+/// `main`.
 pub fn detect_env() {
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
-    }
+    detect::process::configure();
 }
 
 /// Threads of our matrix products and conv kernels (rayon's pool, `RAYON_NUM_THREADS`); the
