@@ -49,10 +49,12 @@ fn main() -> anyhow::Result<()> {
             times.push(t0.elapsed().as_secs_f64());
         }
     }
-    println!(
-        "shapes train step: median {:.4} s of {steps}",
-        median(times)
-    );
+    if steps > 0 {
+        println!(
+            "shapes train step: median {:.4} s of {steps}",
+            median(times)
+        );
+    }
 
     if forwards > 0 {
         let config = DetectorConfig::from_backbone_name("resnext101_32x4d", 91)?;
