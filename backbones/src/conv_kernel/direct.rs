@@ -14,7 +14,7 @@ use super::epilogue::Epilogue;
 use super::im2col::Geometry;
 
 /// Output pixels per register block (two AVX-512 vectors).
-pub(super) const PX: usize = 32;
+const PX: usize = 32;
 /// Output channels per register block.
 const CB: usize = 4;
 

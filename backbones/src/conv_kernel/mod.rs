@@ -77,8 +77,8 @@ fn for_groups(groups: usize, f: impl Fn(usize, Parallelism) + Sync) {
     }
 }
 
-/// `dW_g = sum_n grad[n, g] x im2col(x[n, g])^T`, times `scale[co]` on each output channel's
-/// row when there is one: inputs (x, grad), output `[Cout, Cin/G, k, k]`.
+/// dW: inputs (x, grad), output `[Cout, Cin/G, k, k]`, by the direct kernel, Winograd or
+/// [`weight_grad_im2col`], times `scale[co]` on each output channel's row when there is one.
 struct BackwardWeight {
     geo: Geometry,
     /// `[Cout]`: the forward used `w[co] * scale[co]` (a frozen BN folded into the weights).
@@ -106,6 +106,65 @@ fn scaled_rows<'a>(w: &'a [f32], scale: Option<&[f32]>) -> std::borrow::Cow<'a, 
     }
 }
 
+/// `dW_g = sum_n grad[n, g] x im2col(x[n, g])^T`: inputs `x: [N, Cin, H, W]`, `grad:
+/// [N, Cout, Ho, Wo]` -> `[Cout, Cin/G, k, k]`.
+fn weight_grad_im2col(geo: &Geometry, x: &[f32], grad: &[f32]) -> Vec<f32> {
+    let geo = *geo;
+    let (hw, kk, mg, slab) = (geo.hw_out(), geo.kk(), geo.mg(), geo.cg() * geo.h * geo.w);
+    let mut dw = vec![0f32; geo.cout * kk]; // [Cout, Cin/G * k * k]
+    let dst = SyncPtr(dw.as_mut_ptr());
+    let tiles = geo.tiles();
+    for_groups(geo.groups, |g, par| {
+        if is_plain_1x1(&geo) {
+            // im2col of a stride-1 1x1 is the input itself: one gemm per image over all
+            // pixels, reading x[n, g] as the transposed right operand.
+            for n in 0..geo.n {
+                unsafe {
+                    matmul(
+                        (mg, kk, hw),
+                        dst.get().add(g * mg * kk),
+                        kk,
+                        n > 0,
+                        grad.as_ptr().add((n * geo.cout + g * mg) * hw),
+                        (hw, 1),
+                        x.as_ptr().add((n * geo.groups + g) * slab),
+                        (1, hw),
+                        par,
+                    );
+                }
+            }
+            return;
+        }
+        let mut cols = Vec::new();
+        let mut first = true;
+        for n in 0..geo.n {
+            let input = &x[(n * geo.groups + g) * slab..][..slab];
+            for &(p0, len) in &tiles {
+                cols.resize(kk * len, 0.0);
+                im2col(&geo, input, p0, len, &mut cols);
+                // Group g owns rows g*mg..(g+1)*mg of dW: disjoint across groups.
+                unsafe {
+                    let grad_tile = grad.as_ptr().add((n * geo.cout + g * mg) * hw + p0);
+                    let dw_g = dst.get().add(g * mg * kk);
+                    matmul(
+                        (mg, kk, len),
+                        dw_g,
+                        kk,
+                        !first,
+                        grad_tile,
+                        (hw, 1),
+                        cols.as_ptr(),
+                        (1, len),
+                        par,
+                    );
+                }
+                first = false;
+            }
+        }
+    });
+    dw
+}
+
 impl CustomOp2 for BackwardWeight {
     fn name(&self) -> &'static str {
         "conv2d-im2col-backward-weight"
@@ -120,72 +179,13 @@ impl CustomOp2 for BackwardWeight {
     ) -> Result<(CpuStorage, Shape)> {
         let geo = self.geo;
         let (x, grad) = (slice(s1, l1, "input")?, slice(s2, l2, "output gradient")?);
-        let (hw, kk, mg, slab) = (geo.hw_out(), geo.kk(), geo.mg(), geo.cg() * geo.h * geo.w);
-        let direct = direct_dw::prefer_direct_dw(&geo);
-        if direct || winograd::prefer_winograd(&geo) {
-            let mut dw = match direct {
-                true => direct_dw::weight_grad_direct(&geo, x, grad),
-                false => winograd::weight_grad_winograd(&geo, x, grad),
-            };
-            if let Some(scale) = &self.scale {
-                scale_rows(&mut dw, scale);
-            }
-            return Ok((
-                CpuStorage::F32(dw),
-                Shape::from((geo.cout, geo.cg(), geo.k, geo.k)),
-            ));
-        }
-        let mut dw = vec![0f32; geo.cout * kk]; // [Cout, Cin/G * k * k]
-        let dst = SyncPtr(dw.as_mut_ptr());
-        let tiles = geo.tiles();
-        for_groups(geo.groups, |g, par| {
-            if is_plain_1x1(&geo) {
-                // im2col of a stride-1 1x1 is the input itself: one gemm per image over all
-                // pixels, reading x[n, g] as the transposed right operand.
-                for n in 0..geo.n {
-                    unsafe {
-                        matmul(
-                            (mg, kk, hw),
-                            dst.get().add(g * mg * kk),
-                            kk,
-                            n > 0,
-                            grad.as_ptr().add((n * geo.cout + g * mg) * hw),
-                            (hw, 1),
-                            x.as_ptr().add((n * geo.groups + g) * slab),
-                            (1, hw),
-                            par,
-                        );
-                    }
-                }
-                return;
-            }
-            let mut cols = Vec::new();
-            let mut first = true;
-            for n in 0..geo.n {
-                let input = &x[(n * geo.groups + g) * slab..][..slab];
-                for &(p0, len) in &tiles {
-                    cols.resize(kk * len, 0.0);
-                    im2col(&geo, input, p0, len, &mut cols);
-                    // Group g owns rows g*mg..(g+1)*mg of dW: disjoint across groups.
-                    unsafe {
-                        let grad_tile = grad.as_ptr().add((n * geo.cout + g * mg) * hw + p0);
-                        let dw_g = dst.get().add(g * mg * kk);
-                        matmul(
-                            (mg, kk, len),
-                            dw_g,
-                            kk,
-                            !first,
-                            grad_tile,
-                            (hw, 1),
-                            cols.as_ptr(),
-                            (1, len),
-                            par,
-                        );
-                    }
-                    first = false;
-                }
-            }
-        });
+        let mut dw = if direct_dw::prefer_direct_dw(&geo) {
+            direct_dw::weight_grad_direct(&geo, x, grad)
+        } else if winograd::prefer_winograd(&geo) {
+            winograd::weight_grad_winograd(&geo, x, grad)
+        } else {
+            weight_grad_im2col(&geo, x, grad)
+        };
         if let Some(scale) = &self.scale {
             scale_rows(&mut dw, scale);
         }
@@ -236,13 +236,79 @@ fn flip_transpose(geo: &Geometry, w: &[f32]) -> Vec<f32> {
     out
 }
 
-/// `dX[n, g] = col2im(W_g^T x grad[n, g])`: inputs (grad, w), output `[N, Cin, H, W]`; for
-/// stride 1 (k > 1) the forward of the [`transposed`] convolution. The weights are
-/// `w[co] * scale[co]` when there is a scale.
+/// dX: inputs (grad, w), output `[N, Cin, H, W]`; for stride 1 (k > 1) the forward of the
+/// [`transposed`] convolution, else [`input_grad_im2col`]. The weights are `w[co] *
+/// scale[co]` when there is a scale.
 struct BackwardInput {
     geo: Geometry,
     /// `[Cout]`, as in [`BackwardWeight`].
     scale: Option<Vec<f32>>,
+}
+
+/// `dX[n, g] = col2im(W_g^T x grad[n, g])`: inputs `grad: [N, Cout, Ho, Wo]`, `w: [Cout,
+/// Cin/G, k, k]` -> `[N, Cin, H, W]`.
+fn input_grad_im2col(geo: &Geometry, grad: &[f32], w: &[f32]) -> Vec<f32> {
+    let geo = *geo;
+    let (hw, kk, mg, slab) = (geo.hw_out(), geo.kk(), geo.mg(), geo.cg() * geo.h * geo.w);
+    // Zeros written, not `vec![0f32; _]`: calloc's fresh pages map the shared zero page and
+    // col2im's first `+=` on each would take a copy-on-write fault that flushes the TLB of
+    // every core. Written in parallel.
+    let mut dx = Vec::new();
+    (0..geo.n * geo.c * geo.h * geo.w)
+        .into_par_iter()
+        .map(|_| 0f32)
+        .collect_into_vec(&mut dx);
+    let tiles = geo.tiles();
+    let par = match geo.n * geo.groups >= rayon::current_num_threads() {
+        true => Parallelism::None,
+        false => Parallelism::Rayon(0),
+    };
+    let per_slab = |(i, dx_slab): (usize, &mut [f32])| {
+        let (n, g) = (i / geo.groups, i % geo.groups);
+        if is_plain_1x1(&geo) {
+            // No col2im: W_g^T x grad[n, g] is dX[n, g] itself.
+            unsafe {
+                matmul(
+                    (kk, hw, mg),
+                    dx_slab.as_mut_ptr(),
+                    hw,
+                    false,
+                    w.as_ptr().add(g * mg * kk),
+                    (1, kk),
+                    grad.as_ptr().add((n * geo.cout + g * mg) * hw),
+                    (hw, 1),
+                    par,
+                );
+            }
+            return;
+        }
+        let mut dcols = Vec::new();
+        for &(p0, len) in &tiles {
+            dcols.resize(kk * len, 0.0);
+            unsafe {
+                let w_g_t = w.as_ptr().add(g * mg * kk); // read as [kk, mg]
+                let grad_tile = grad.as_ptr().add((n * geo.cout + g * mg) * hw + p0);
+                matmul(
+                    (kk, len, mg),
+                    dcols.as_mut_ptr(),
+                    len,
+                    false,
+                    w_g_t,
+                    (1, kk),
+                    grad_tile,
+                    (hw, 1),
+                    par,
+                );
+            }
+            col2im(&geo, &dcols, p0, len, dx_slab);
+        }
+    };
+    if matches!(par, Parallelism::None) {
+        dx.par_chunks_mut(slab).enumerate().for_each(per_slab);
+    } else {
+        dx.chunks_mut(slab).enumerate().for_each(per_slab);
+    }
+    dx
 }
 
 impl CustomOp2 for BackwardInput {
@@ -261,72 +327,10 @@ impl CustomOp2 for BackwardInput {
         let (grad, w) = (slice(s1, l1, "output gradient")?, slice(s2, l2, "weight")?);
         let scaled = scaled_rows(w, self.scale.as_deref());
         let w = &scaled[..];
-        if let Some(geo_t) = transposed(&geo) {
-            let dx = forward(&geo_t, grad, &flip_transpose(&geo, w), &Epilogue::NONE);
-            return Ok((
-                CpuStorage::F32(dx),
-                Shape::from((geo.n, geo.c, geo.h, geo.w)),
-            ));
-        }
-        let (hw, kk, mg, slab) = (geo.hw_out(), geo.kk(), geo.mg(), geo.cg() * geo.h * geo.w);
-        // Zeros written, not `vec![0f32; _]`: calloc's fresh pages map the shared zero page and
-        // col2im's first `+=` on each would take a copy-on-write fault that flushes the TLB of
-        // every core. Written in parallel.
-        let mut dx = Vec::new();
-        (0..geo.n * geo.c * geo.h * geo.w)
-            .into_par_iter()
-            .map(|_| 0f32)
-            .collect_into_vec(&mut dx);
-        let tiles = geo.tiles();
-        let par = match geo.n * geo.groups >= rayon::current_num_threads() {
-            true => Parallelism::None,
-            false => Parallelism::Rayon(0),
+        let dx = match transposed(&geo) {
+            Some(geo_t) => forward(&geo_t, grad, &flip_transpose(&geo, w), &Epilogue::NONE),
+            None => input_grad_im2col(&geo, grad, w),
         };
-        let per_slab = |(i, dx_slab): (usize, &mut [f32])| {
-            let (n, g) = (i / geo.groups, i % geo.groups);
-            if is_plain_1x1(&geo) {
-                // No col2im: W_g^T x grad[n, g] is dX[n, g] itself.
-                unsafe {
-                    matmul(
-                        (kk, hw, mg),
-                        dx_slab.as_mut_ptr(),
-                        hw,
-                        false,
-                        w.as_ptr().add(g * mg * kk),
-                        (1, kk),
-                        grad.as_ptr().add((n * geo.cout + g * mg) * hw),
-                        (hw, 1),
-                        par,
-                    );
-                }
-                return;
-            }
-            let mut dcols = Vec::new();
-            for &(p0, len) in &tiles {
-                dcols.resize(kk * len, 0.0);
-                unsafe {
-                    let w_g_t = w.as_ptr().add(g * mg * kk); // read as [kk, mg]
-                    let grad_tile = grad.as_ptr().add((n * geo.cout + g * mg) * hw + p0);
-                    matmul(
-                        (kk, len, mg),
-                        dcols.as_mut_ptr(),
-                        len,
-                        false,
-                        w_g_t,
-                        (1, kk),
-                        grad_tile,
-                        (hw, 1),
-                        par,
-                    );
-                }
-                col2im(&geo, &dcols, p0, len, dx_slab);
-            }
-        };
-        if matches!(par, Parallelism::None) {
-            dx.par_chunks_mut(slab).enumerate().for_each(per_slab);
-        } else {
-            dx.chunks_mut(slab).enumerate().for_each(per_slab);
-        }
         Ok((
             CpuStorage::F32(dx),
             Shape::from((geo.n, geo.c, geo.h, geo.w)),

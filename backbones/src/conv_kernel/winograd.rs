@@ -21,6 +21,19 @@ pub(super) fn prefer_winograd(geo: &Geometry) -> bool {
 /// each) stay at a few MiB.
 const TILES_PER_CHUNK: usize = 256;
 
+/// The work units of a Winograd pass: `(image, first tile, tiles)`, at most
+/// `TILES_PER_CHUNK` tiles of one image each (tile `t` is tile row `t / tw`, column `t % tw`).
+fn tile_chunks(geo: &Geometry) -> Vec<(usize, usize, usize)> {
+    let tiles = geo.ho.div_ceil(2) * geo.wo.div_ceil(2);
+    (0..geo.n)
+        .flat_map(|n| {
+            (0..tiles)
+                .step_by(TILES_PER_CHUNK)
+                .map(move |t0| (n, t0, TILES_PER_CHUNK.min(tiles - t0)))
+        })
+        .collect()
+}
+
 /// `G g G^T` for every (co, ci): `[16, Cout, Cin]`.
 // Column loops index several 4x4 arrays at once; index form mirrors the matrix algebra.
 #[allow(clippy::needless_range_loop)]
@@ -216,16 +229,11 @@ fn transform_grad(geo: &Geometry, dy: &[f32], (t0, len): (usize, usize)) -> Vec<
 /// 16 instead of 36 multiplies per 2x2 output tile, as in the forward.
 pub(super) fn weight_grad_winograd(geo: &Geometry, x: &[f32], grad: &[f32]) -> Vec<f32> {
     let (cin, cout, h, wd) = (geo.c, geo.cout, geo.h, geo.w);
-    let tiles = geo.ho.div_ceil(2) * geo.wo.div_ceil(2);
-    let chunks: Vec<(usize, usize)> = (0..geo.n)
-        .flat_map(|n| (0..tiles).step_by(TILES_PER_CHUNK).map(move |t0| (n, t0)))
-        .collect();
-    let du = chunks
+    let du = tile_chunks(geo)
         .par_iter()
         .fold(
             || vec![0f32; 16 * cout * cin],
-            |mut du, &(n, t0)| {
-                let len = TILES_PER_CHUNK.min(tiles - t0);
+            |mut du, &(n, t0, len)| {
                 let v = transform_input(geo, &x[n * cin * h * wd..][..cin * h * wd], (t0, len));
                 let dy = &grad[n * cout * geo.ho * geo.wo..][..cout * geo.ho * geo.wo];
                 let dm = transform_grad(geo, dy, (t0, len));
@@ -288,16 +296,11 @@ pub(super) fn weight_grad_winograd(geo: &Geometry, x: &[f32], grad: &[f32]) -> V
 pub(super) fn conv_winograd(geo: &Geometry, x: &[f32], w: &[f32], ep: &Epilogue) -> Vec<f32> {
     let (cin, cout, h, wd) = (geo.c, geo.cout, geo.h, geo.w);
     let (ho, wo) = (geo.ho, geo.wo);
-    let (th, tw) = (ho.div_ceil(2), wo.div_ceil(2));
+    let tw = wo.div_ceil(2);
     let u = transform_filters(geo, w);
     let mut out = vec![0f32; geo.n * cout * ho * wo];
     let dst = SyncPtr(out.as_mut_ptr());
-    let tiles = th * tw;
-    let chunks: Vec<(usize, usize)> = (0..geo.n)
-        .flat_map(|n| (0..tiles).step_by(TILES_PER_CHUNK).map(move |t0| (n, t0)))
-        .collect();
-    chunks.par_iter().for_each(|&(n, t0)| {
-        let len = TILES_PER_CHUNK.min(tiles - t0);
+    tile_chunks(geo).par_iter().for_each(|&(n, t0, len)| {
         let img = &x[n * cin * h * wd..][..cin * h * wd];
         let v = transform_input(geo, img, (t0, len)); // [16, Cin, len]
         let mut m = vec![0f32; 16 * cout * len]; // [16, Cout, len]
