@@ -8,10 +8,12 @@
 //! registers over (ci, ky, kx): one vector load feeds `CB` fused multiply-adds. Each finished
 //! output row gets the epilogue while it is in cache. The inner loops are compiled for AVX-512
 //! or AVX2 + FMA when the CPU has them (chosen at run time), else for the build's baseline.
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::epilogue::Epilogue;
-use super::im2col::Geometry;
+use super::im2col::{Geometry, Unfilled};
 
 /// Output pixels per register block (two AVX-512 vectors).
 const PX: usize = 32;
@@ -33,8 +35,9 @@ pub(super) fn prefer_direct(geo: &Geometry) -> bool {
 pub(super) fn conv_direct(geo: &Geometry, x: &[f32], w: &[f32], ep: &Epilogue) -> Vec<f32> {
     let (hw, mg) = (geo.hw_out(), geo.mg());
     let packed = pack_weights(geo, w);
-    let mut out = vec![0f32; geo.n * geo.cout * hw];
-    out.par_chunks_mut(mg * hw)
+    let mut out = Unfilled::new(geo.n * geo.cout * hw);
+    out.slots()
+        .par_chunks_mut(mg * hw)
         .enumerate()
         .for_each_init(Vec::new, |buf, (i, out_g)| {
             let task = Task {
@@ -47,7 +50,8 @@ pub(super) fn conv_direct(geo: &Geometry, x: &[f32], w: &[f32], ep: &Epilogue) -
             };
             task.run(buf, out_g);
         });
-    out
+    // SAFETY: one task per (image, group) writes all of that group's output rows.
+    unsafe { out.assume_filled() }
 }
 
 /// The weights of every group as `[G, ceil(mg / CB), Cin/G, k, k, CB]`, zero-padded to a
@@ -128,7 +132,7 @@ struct Block {
 }
 
 impl Task<'_> {
-    fn run(&self, buf: &mut Vec<f32>, out_g: &mut [f32]) {
+    fn run(&self, buf: &mut Vec<f32>, out_g: &mut [MaybeUninit<f32>]) {
         #[cfg(target_arch = "x86_64")]
         {
             if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
@@ -149,7 +153,7 @@ impl Task<'_> {
     /// (perf: `vfmadd213ss` on stack accumulators, ~9 GFLOP/s and 41% of the X101 forward).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn run_avx512(&self, buf: &mut Vec<f32>, out_g: &mut [f32]) {
+    unsafe fn run_avx512(&self, buf: &mut Vec<f32>, out_g: &mut [MaybeUninit<f32>]) {
         // SAFETY: this function only runs where the CPU has avx512f (see `run`).
         self.body(buf, out_g, |input, w_b, at| unsafe {
             self.accumulate_avx512(input, w_b, at)
@@ -158,7 +162,7 @@ impl Task<'_> {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_avx2(&self, buf: &mut Vec<f32>, out_g: &mut [f32]) {
+    unsafe fn run_avx2(&self, buf: &mut Vec<f32>, out_g: &mut [MaybeUninit<f32>]) {
         self.body(buf, out_g, |input, w_b, at| {
             self.accumulate(input, w_b, at, f32::mul_add)
         })
@@ -247,7 +251,7 @@ impl Task<'_> {
     fn body(
         &self,
         buf: &mut Vec<f32>,
-        out_g: &mut [f32],
+        out_g: &mut [MaybeUninit<f32>],
         accumulate: impl Fn(&[f32], &[f32], Block) -> [[f32; PX]; CB],
     ) {
         let geo = self.geo;
@@ -264,12 +268,13 @@ impl Task<'_> {
                     let valid = PX.min(wo - x0);
                     for (c, a) in acc.iter().enumerate().take(mg.saturating_sub(b * CB)) {
                         out_g[(b * CB + c) * hw + oy * wo + x0..][..valid]
-                            .copy_from_slice(&a[..valid]);
+                            .write_copy_of_slice(&a[..valid]);
                     }
                 }
                 for co in b * CB..mg.min(b * CB + CB) {
                     let co_all = self.g * mg + co;
-                    let row = &mut out_g[co * hw + oy * wo..][..wo];
+                    // SAFETY: the column blocks above wrote all `wo` pixels of this row.
+                    let row = unsafe { out_g[co * hw + oy * wo..][..wo].assume_init_mut() };
                     self.ep
                         .apply_row(row, co_all, (self.n * geo.cout + co_all) * hw + oy * wo);
                 }

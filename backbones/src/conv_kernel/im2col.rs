@@ -2,6 +2,7 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, Layout, Result};
 use gemm::Parallelism;
+use std::mem::MaybeUninit;
 
 /// Sizes of one convolution (square kernel, dilation 1).
 #[derive(Debug, Clone, Copy)]
@@ -110,6 +111,47 @@ impl SyncPtr {
     /// The pointer (a method, so closures capture the `Sync` wrapper, not the raw field).
     pub fn get(&self) -> *mut f32 {
         self.0
+    }
+}
+
+/// A kernel's output of `len` floats, allocated without the zeroing pass of `vec![0f32; len]`:
+/// the kernel's tasks write every float before anything reads it. With the heap reused
+/// between calls (the `detect` binary's allocator settings) a zeroed output costs a memset of
+/// memory that the kernel then overwrites (5% of the X101 forward).
+pub(super) struct Unfilled {
+    buf: Vec<f32>,
+    len: usize,
+}
+
+impl Unfilled {
+    pub fn new(len: usize) -> Self {
+        let mut buf = Vec::with_capacity(len);
+        if cfg!(debug_assertions) {
+            // Test builds: a float the kernel fails to write reads back as NaN.
+            buf.resize(len, f32::NAN);
+            buf.clear();
+        }
+        Self { buf, len }
+    }
+
+    /// The start of the output, for tasks writing disjoint regions through raw pointers.
+    pub fn ptr(&mut self) -> SyncPtr {
+        SyncPtr(self.buf.spare_capacity_mut().as_mut_ptr().cast())
+    }
+
+    /// The output's `len` slots, for tasks writing through slices.
+    pub fn slots(&mut self) -> &mut [MaybeUninit<f32>] {
+        &mut self.buf.spare_capacity_mut()[..self.len]
+    }
+
+    /// The output, once written.
+    ///
+    /// # Safety
+    /// Every one of the `len` floats has been written.
+    pub unsafe fn assume_filled(mut self) -> Vec<f32> {
+        // SAFETY: capacity >= len, and the caller has initialised the first `len` floats.
+        unsafe { self.buf.set_len(self.len) };
+        self.buf
     }
 }
 

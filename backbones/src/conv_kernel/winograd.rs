@@ -6,11 +6,13 @@
 //! The weight gradient runs in the same domain (`weight_grad_winograd`). The tile transforms
 //! work on a run of tiles along one tile row at a time, one pass per element, so that they
 //! vectorise (one tile at a time they were scalar code with strided stores).
+use std::mem::MaybeUninit;
+
 use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::epilogue::Epilogue;
-use super::im2col::{matmul, Geometry, SyncPtr};
+use super::im2col::{matmul, Geometry, Unfilled};
 
 /// Whether this kernel applies: dense, stride 1, 3x3, enough channels for the gemms.
 pub(super) fn prefer_winograd(geo: &Geometry) -> bool {
@@ -88,26 +90,42 @@ fn row_runs(
 }
 
 /// `B^T d B` of `seg` consecutive tiles of one tile row, tile `k` being `rows[i][2k + j]`
-/// (`i, j < 4`); `put(e, k, value)` receives element `e = 4 * i + j` of tile `k`. Each
-/// element is one pass over the run, which the compiler vectorises.
-/// `B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]`.
+/// (`i, j < 4`, each row `2 * seg + 2` floats): element `e = 4 * i + j` of tile `k` goes to
+/// `out[e][at + k]`. `B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]`.
+/// Each row of `B^T d` is first combined and split into even and odd columns, so that every
+/// output element is one pass of contiguous loads and stores, which the compiler vectorises.
 #[inline(always)]
-fn input_transform_run(rows: &[Vec<f32>; 4], seg: usize, mut put: impl FnMut(usize, usize, f32)) {
-    // d(i, j)[k] = rows[i][2k + j]: rows first (B^T d), then columns (. B).
-    let r = |i: usize, j: usize, k: usize| rows[i][2 * k + j];
-    let bd = |i: usize, j: usize, k: usize| match i {
-        0 => r(0, j, k) - r(2, j, k),
-        1 => r(1, j, k) + r(2, j, k),
-        2 => r(2, j, k) - r(1, j, k),
-        _ => r(1, j, k) - r(3, j, k),
-    };
-    for i in 0..4 {
+fn input_transform_run(
+    rows: &[Vec<f32>; 4],
+    seg: usize,
+    (even, odd): (&mut Vec<f32>, &mut Vec<f32>),
+    out: &mut [&mut [MaybeUninit<f32>]],
+    at: usize,
+) {
+    let r: [&[f32]; 4] = std::array::from_fn(|i| &rows[i][..2 * seg + 2]);
+    // Row i of B^T d: r[p] + sign * r[q].
+    for (i, (p, q, sign)) in [(0, 2, -1.0), (1, 2, 1.0), (2, 1, -1.0), (1, 3, -1.0)]
+        .into_iter()
+        .enumerate()
+    {
+        even.clear();
+        odd.clear();
+        for (a, b) in r[p].chunks_exact(2).zip(r[q].chunks_exact(2)) {
+            even.push(a[0] + sign * b[0]);
+            odd.push(a[1] + sign * b[1]);
+        }
+        // Tile k reads columns 2k..2k + 4 of the row: even[k], odd[k], even[k + 1], odd[k + 1].
+        let (e0, e1, o0, o1) = (&even[..seg], &even[1..=seg], &odd[..seg], &odd[1..=seg]);
+        let [c0, c1, c2, c3] = &mut out[4 * i..4 * i + 4] else {
+            unreachable!("16 output planes")
+        };
+        let (c0, c1) = (&mut c0[at..at + seg], &mut c1[at..at + seg]);
+        let (c2, c3) = (&mut c2[at..at + seg], &mut c3[at..at + seg]);
         for k in 0..seg {
-            let (b0, b1, b2, b3) = (bd(i, 0, k), bd(i, 1, k), bd(i, 2, k), bd(i, 3, k));
-            put(4 * i, k, b0 - b2);
-            put(4 * i + 1, k, b1 + b2);
-            put(4 * i + 2, k, b2 - b1);
-            put(4 * i + 3, k, b1 - b3);
+            c0[k].write(e0[k] - e1[k]);
+            c1[k].write(o0[k] + e1[k]);
+            c2[k].write(e1[k] - o0[k]);
+            c3[k].write(o0[k] - o1[k]);
         }
     }
 }
@@ -168,27 +186,30 @@ fn gather_rows(
 /// `B^T d B` of tiles `t0..t0 + len` of one image `img: [Cin, H, W]`: `[16, Cin, len]`.
 fn transform_input(geo: &Geometry, img: &[f32], (t0, len): (usize, usize)) -> Vec<f32> {
     let (cin, h, wd, pad, tw) = (geo.c, geo.h, geo.w, geo.pad as isize, geo.wo.div_ceil(2));
-    let mut v = vec![0f32; 16 * cin * len];
+    let mut v = Unfilled::new(16 * cin * len);
+    let mut planes: Vec<&mut [MaybeUninit<f32>]> = v.slots().chunks_mut(cin * len).collect();
     let mut rows = [const { Vec::new() }; 4];
+    let (mut even, mut odd) = (Vec::new(), Vec::new());
     for ic in 0..cin {
         let plane = &img[ic * h * wd..][..h * wd];
         for (t, ty, tx0, seg) in row_runs(t0, len, tw) {
             // The 4 input rows under this run of tiles: tile tx0 + k reads row[2k .. 2k + 4].
             let at = ((2 * ty) as isize - pad, (2 * tx0) as isize - pad);
             gather_rows(plane, (h, wd), at, 2 * seg + 2, &mut rows);
-            input_transform_run(&rows, seg, |e, k, val| {
-                v[(e * cin + ic) * len + t + k] = val;
-            });
+            let scratch = (&mut even, &mut odd);
+            input_transform_run(&rows, seg, scratch, &mut planes, ic * len + t);
         }
     }
-    v
+    // SAFETY: the runs cover tiles 0..len of every channel, each writing all 16 planes.
+    unsafe { v.assume_filled() }
 }
 
 /// `A dY A^T` of tiles `t0..t0 + len` of one image's output gradient `dy: [Cout, Ho, Wo]`,
 /// zero past the last row or column: `[16, Cout, len]`. `A = [[1,0],[1,1],[1,-1],[0,-1]]`.
 fn transform_grad(geo: &Geometry, dy: &[f32], (t0, len): (usize, usize)) -> Vec<f32> {
     let (cout, ho, wo, tw) = (geo.cout, geo.ho, geo.wo, geo.wo.div_ceil(2));
-    let mut dm = vec![0f32; 16 * cout * len];
+    let mut dm = Unfilled::new(16 * cout * len);
+    let mut planes: Vec<&mut [MaybeUninit<f32>]> = dm.slots().chunks_mut(cout * len).collect();
     let mut rows = [const { Vec::new() }; 2];
     for oc in 0..cout {
         let plane = &dy[oc * ho * wo..][..ho * wo];
@@ -200,7 +221,14 @@ fn transform_grad(geo: &Geometry, dy: &[f32], (t0, len): (usize, usize)) -> Vec<
                 2 * seg,
                 &mut rows,
             );
-            let [r0, r1] = &rows;
+            let (r0, r1) = (&rows[0][..2 * seg], &rows[1][..2 * seg]);
+            let out: [&mut [MaybeUninit<f32>]; 16] = {
+                let mut it = planes.iter_mut();
+                std::array::from_fn(|_| {
+                    let plane = it.next().expect("16 planes");
+                    &mut plane[oc * len + t..][..seg]
+                })
+            };
             for k in 0..seg {
                 // A y: rows y0, y0 + y1, y0 - y1, -y1 (each a pair of columns) ...
                 let (a, b) = ((r0[2 * k], r0[2 * k + 1]), (r1[2 * k], r1[2 * k + 1]));
@@ -213,13 +241,14 @@ fn transform_grad(geo: &Geometry, dy: &[f32], (t0, len): (usize, usize)) -> Vec<
                 // ... then (A y) A^T on each row: c0, c0 + c1, c0 - c1, -c1.
                 for (i, (c0, c1)) in ay.into_iter().enumerate() {
                     for (j, val) in [c0, c0 + c1, c0 - c1, -c1].into_iter().enumerate() {
-                        dm[((4 * i + j) * cout + oc) * len + t + k] = val;
+                        out[4 * i + j][k].write(val);
                     }
                 }
             }
         }
     }
-    dm
+    // SAFETY: the runs cover tiles 0..len of every output channel, each writing all 16 planes.
+    unsafe { dm.assume_filled() }
 }
 
 /// `dW` of a convolution [`prefer_winograd`] takes, from its input `x: [N, Cin, H, W]` and
@@ -298,16 +327,17 @@ pub(super) fn conv_winograd(geo: &Geometry, x: &[f32], w: &[f32], ep: &Epilogue)
     let (ho, wo) = (geo.ho, geo.wo);
     let tw = wo.div_ceil(2);
     let u = transform_filters(geo, w);
-    let mut out = vec![0f32; geo.n * cout * ho * wo];
-    let dst = SyncPtr(out.as_mut_ptr());
+    let mut out = Unfilled::new(geo.n * cout * ho * wo);
+    let dst = out.ptr();
     tile_chunks(geo).par_iter().for_each(|&(n, t0, len)| {
         let img = &x[n * cin * h * wd..][..cin * h * wd];
         let v = transform_input(geo, img, (t0, len)); // [16, Cin, len]
-        let mut m = vec![0f32; 16 * cout * len]; // [16, Cout, len]
+        let mut m = Unfilled::new(16 * cout * len); // [16, Cout, len]
+        let m_ptr = m.ptr();
         for e in 0..16 {
             unsafe {
                 let (m_e, u_e, v_e) = (
-                    m.as_mut_ptr().add(e * cout * len),
+                    m_ptr.get().add(e * cout * len),
                     u.as_ptr().add(e * cout * cin),
                     v.as_ptr().add(e * cin * len),
                 );
@@ -324,6 +354,8 @@ pub(super) fn conv_winograd(geo: &Geometry, x: &[f32], w: &[f32], ep: &Epilogue)
                 );
             }
         }
+        // SAFETY: the 16 gemms write all of `m` without reading it.
+        let m = unsafe { m.assume_filled() };
         let mut out_rows = [Vec::new(), Vec::new()];
         for oc in 0..cout {
             let m_oc = |e: usize| &m[(e * cout + oc) * len..][..len];
@@ -345,6 +377,9 @@ pub(super) fn conv_winograd(geo: &Geometry, x: &[f32], w: &[f32], ep: &Epilogue)
             }
         }
     });
+    // SAFETY: the chunks cover every tile of every image, and each tile writes its output
+    // pixels of every channel.
+    let mut out = unsafe { out.assume_filled() };
     // Tiles write 2x2 blocks, not rows: the epilogue is one parallel pass afterwards.
     ep.apply_all(&mut out, geo);
     out
