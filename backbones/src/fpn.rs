@@ -6,7 +6,7 @@
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::conv::{subsample, Conv2d, ConvConfig, ConvInit};
+use crate::conv::{is_cpu_f32, subsample, Conv2d, ConvConfig, ConvInit};
 
 /// torchvision's FPN: `inner_blocks.{i}.0` (1x1 lateral) and `layer_blocks.{i}.0` (3x3 output)
 /// convs with bias, `out_channels` wide (256 in every torchvision detector).
@@ -73,16 +73,23 @@ impl Fpn {
 
 /// Nearest-neighbour resize to `(h, w)` with PyTorch's index rule
 /// (`src = min(floor(dst * (in / out)), in - 1)` with the scale in f32; exact copies for
-/// out = in and out = 2 * in), as `index_select` so that the backward works for any ratio.
+/// out = in and out = 2 * in). Exact 2x has its own kernels; other ratios are two
+/// `index_select`s, so that the backward works for any ratio.
 ///
 /// # Shapes
 /// `x: [N, C, Hin, Win]` -> `[N, C, h, w]`
 pub fn upsample_nearest(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
     let (_, _, hin, win) = x.dims4()?;
-    if !x.track_op() && h == 2 * hin && w == 2 * win {
-        // Exact 2x (every batch padded to a multiple of 32): candle's kernel picks the same
-        // pixels (`dst / 2`) and is faster, but has no backward for other ratios.
-        return x.upsample_nearest2d(h, w);
+    if h == 2 * hin && w == 2 * win {
+        // Exact 2x (every batch padded to a multiple of 32) picks pixel `dst / 2`. On CPU one
+        // node with a 2x2-sum backward; elsewhere candle's kernel, whose backward (a grouped
+        // conv) only runs here when the device is not the CPU.
+        if is_cpu_f32(x) {
+            return upsample::upsample2x(x);
+        }
+        if !x.track_op() {
+            return x.upsample_nearest2d(h, w);
+        }
     }
     let rows = Tensor::new(nearest_indices(hin, h), x.device())?;
     let cols = Tensor::new(nearest_indices(win, w), x.device())?;
@@ -106,3 +113,4 @@ fn nearest_indices(input: usize, output: usize) -> Vec<u32> {
 
 #[cfg(test)]
 mod tests;
+mod upsample;

@@ -90,7 +90,7 @@ impl Geometry {
 }
 
 /// Read-only access to a contiguous f32 storage.
-pub(super) fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+pub(crate) fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     let data = match s {
         CpuStorage::F32(d) => d.as_slice(),
         other => candle_core::bail!("conv2d: {what} must be f32, got {:?}", other.dtype()),

@@ -28,6 +28,7 @@ mod train;
 mod winograd;
 
 pub use fused::conv2d_fused;
+pub(crate) use im2col::slice as contiguous_f32;
 pub use train::conv2d_trainable;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};

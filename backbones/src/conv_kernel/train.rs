@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::epilogue::Epilogue;
 use super::forward::forward;
-use super::im2col::{slice, Geometry};
+use super::im2col::{slice, Geometry, Unfilled};
 use super::{scaled_rows, BackwardInput, BackwardWeight};
 
 /// What the op's optional third input is.
@@ -253,14 +253,17 @@ impl CustomOp2 for ReluBackward {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (grad, y) = (slice(s1, l1, "gradient")?, slice(s2, l2, "output")?);
-        let mut out = vec![0f32; grad.len()];
-        out.par_chunks_mut(16_384)
+        let mut out = Unfilled::new(grad.len());
+        out.slots()
+            .par_chunks_mut(16_384)
             .zip(grad.par_chunks(16_384).zip(y.par_chunks(16_384)))
             .for_each(|(o, (g, y))| {
                 for ((o, g), y) in o.iter_mut().zip(g).zip(y) {
-                    *o = if *y > 0.0 { *g } else { 0.0 };
+                    o.write(if *y > 0.0 { *g } else { 0.0 });
                 }
             });
+        // SAFETY: the chunks cover all of `grad`, which is as long as `out`.
+        let out = unsafe { out.assume_filled() };
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
