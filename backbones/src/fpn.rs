@@ -8,6 +8,8 @@ use candle_nn::VarBuilder;
 
 use crate::conv::{is_cpu_f32, subsample, Conv2d, ConvConfig, ConvInit};
 
+mod upsample;
+
 /// torchvision's FPN: `inner_blocks.{i}.0` (1x1 lateral) and `layer_blocks.{i}.0` (3x3 output)
 /// convs with bias, `out_channels` wide (256 in every torchvision detector).
 #[derive(Debug, Clone)]
@@ -82,8 +84,8 @@ pub fn upsample_nearest(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
     let (_, _, hin, win) = x.dims4()?;
     if h == 2 * hin && w == 2 * win {
         // Exact 2x (every batch padded to a multiple of 32) picks pixel `dst / 2`. On CPU one
-        // node with a 2x2-sum backward; elsewhere candle's kernel, whose backward (a grouped
-        // conv) only runs here when the device is not the CPU.
+        // node with a 2x2-sum backward; elsewhere candle's kernel when no gradient is needed,
+        // else the two `index_select`s below.
         if is_cpu_f32(x) {
             return upsample::upsample2x(x);
         }
@@ -113,4 +115,3 @@ fn nearest_indices(input: usize, output: usize) -> Vec<u32> {
 
 #[cfg(test)]
 mod tests;
-mod upsample;
