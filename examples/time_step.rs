@@ -1,8 +1,9 @@
 //! Quick CPU timing of the step path, no reference side: seconds per `shapes` training step
 //! (160x160, batch 2, the built-in small ResNeXt-FPN) and per X101-32x4d-FPN inference forward
-//! (800x1333, batch 1, random weights), median of N runs after one warm-up each.
+//! (800x1333, batch 1, random weights), median of N runs after one warm-up each. BACKBONE
+//! (default `resnext101_32x4d`) picks the inference model, e.g. `resnet50`.
 //!
-//!     cargo run --release --example time_step -- [STEPS] [FORWARDS]
+//!     cargo run --release --example time_step -- [STEPS] [FORWARDS] [BACKBONE]
 //!
 //! Meant for before/after comparisons of two builds run alternately (issue 12).
 use std::time::Instant;
@@ -23,6 +24,7 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let steps: usize = args.first().map_or(Ok(5), |s| s.parse())?;
     let forwards: usize = args.get(1).map_or(Ok(2), |s| s.parse())?;
+    let backbone = args.get(2).map_or("resnext101_32x4d", String::as_str);
     let dev = Device::Cpu;
 
     let config = DetectorConfig::from_backbone_name(SHAPES_BACKBONE, 4)?;
@@ -57,7 +59,7 @@ fn main() -> anyhow::Result<()> {
     }
 
     if forwards > 0 {
-        let config = DetectorConfig::from_backbone_name("resnext101_32x4d", 91)?;
+        let config = DetectorConfig::from_backbone_name(backbone, 91)?;
         let (model, _) = build_model(&config, Default::default(), 0, &dev)?;
         let image = Tensor::randn(0f32, 1.0, (1, 3, 800, 1344), &dev)?;
         let mut times = Vec::new();
@@ -69,7 +71,7 @@ fn main() -> anyhow::Result<()> {
                 times.push(t0.elapsed().as_secs_f64());
             }
         }
-        println!("x101 forward: median {:.4} s of {forwards}", median(times));
+        println!("{backbone} forward: median {:.4} s of {forwards}", median(times));
     }
     Ok(())
 }
