@@ -1,15 +1,18 @@
 //! Quick CPU timing of the step path, no reference side: seconds per `shapes` training step
 //! (160x160, batch 2, the built-in small ResNeXt-FPN) and per X101-32x4d-FPN inference forward
-//! (800x1333, batch 1, random weights), median of N runs after one warm-up each. BACKBONE
-//! (default `resnext101_32x4d`) picks the inference model, e.g. `resnet50`.
+//! (800x1333, batch 1, random weights, built as `detect predict` builds it: plain tensors, so
+//! the inference kernels), median of N runs after one warm-up each. BACKBONE (default
+//! `resnext101_32x4d`) picks the inference model, e.g. `resnet50`.
 //!
 //!     cargo run --release --example time_step -- [STEPS] [FORWARDS] [BACKBONE]
 //!
 //! Meant for before/after comparisons of two builds run alternately (issue 12).
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
+use backbones::{CheckedWeights, WeightMap};
+use candle_core::{DType, Device, Tensor};
 use detect::model::config::{DetectorConfig, SHAPES_BACKBONE};
+use detect::model::faster_rcnn::FasterRcnn;
 use detect::train::solver::Sgd;
 use detect::train::step::build_model;
 use heads::roi_heads::Target;
@@ -60,7 +63,9 @@ fn main() -> anyhow::Result<()> {
 
     if forwards > 0 {
         let config = DetectorConfig::from_backbone_name(backbone, 91)?;
-        let (model, _) = build_model(&config, Default::default(), 0, &dev)?;
+        // Every tensor freshly initialised, none a `Var`: the path of `detect predict`.
+        let vb = CheckedWeights::new(WeightMap::default(), &[""]).var_builder(DType::F32, &dev);
+        let model = FasterRcnn::new(&config, vb)?;
         let image = Tensor::randn(0f32, 1.0, (1, 3, 800, 1344), &dev)?;
         let mut times = Vec::new();
         for i in 0..=forwards {
@@ -71,7 +76,10 @@ fn main() -> anyhow::Result<()> {
                 times.push(t0.elapsed().as_secs_f64());
             }
         }
-        println!("{backbone} forward: median {:.4} s of {forwards}", median(times));
+        println!(
+            "{backbone} forward: median {:.4} s of {forwards}",
+            median(times)
+        );
     }
     Ok(())
 }
