@@ -17,8 +17,12 @@
 //! error when `(H + 2p - k) mod s != (W + 2p - k) mod s` (e.g. the 7x7/s2 stem on 8x9 inputs).
 //! Our CPU and cuDNN ops have their own backward without that bug.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
+
+use crate::conv_kernel::FilterCache;
 
 /// Stride, zero padding and groups of a square-kernel convolution (dilation is always 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +48,9 @@ pub struct Conv2d {
     weight: Tensor,
     bias: Option<Tensor>,
     config: ConvConfig,
+    /// What the CPU inference kernel derives from the weight alone, kept between calls
+    /// (shared by clones, which hold the same weight).
+    filters: Arc<FilterCache>,
 }
 
 pub use crate::precision::{allow_tf32, set_allow_tf32};
@@ -63,7 +70,15 @@ impl Conv2d {
             weight,
             bias,
             config,
+            filters: Arc::default(),
         }
+    }
+
+    /// This conv keeping its derived filters in `cache` (for a caller that builds a `Conv2d`
+    /// per call around the same weight, as the RPN head does).
+    pub fn with_filter_cache(mut self, cache: Arc<FilterCache>) -> Self {
+        self.filters = cache;
+        self
     }
 
     /// Reads `weight` (and `bias` when `bias`) from `vb`.
@@ -92,11 +107,7 @@ impl Conv2d {
             true => Some(vb.get_with_hints(cout, "bias", Init::Const(0.0))?),
             false => None,
         };
-        Ok(Self {
-            weight,
-            bias,
-            config,
-        })
+        Ok(Self::new(weight, bias, config))
     }
 
     pub fn weight(&self) -> &Tensor {
@@ -157,6 +168,7 @@ impl Conv2d {
             c.stride,
             c.padding,
             c.groups,
+            Some(&self.filters),
         )
     }
 }

@@ -5,13 +5,14 @@
 //!
 //! Tolerance: relative error <= 1e-5, as `conv_kernel.rs`: both sides are f32 with fan-ins of at
 //! most a few hundred terms and differ only in summation order (and in where the bias is added,
-//! one more rounding); a wrong tap, channel, bias or residual index gives errors of order 1.
+//! one more rounding); 5e-5 for Winograd F(4x4, 3x3) (`common::conv_tolerance`); a wrong tap,
+//! channel, bias or residual index gives errors of order 1.
 mod common;
 
 use backbones::conv::{Conv2d, ConvConfig};
-use backbones::conv_kernel::conv2d_fused;
+use backbones::conv_kernel::{conv2d_fused, FilterCache};
 use candle_core::{Device, Tensor, Var};
-use common::{max_relative_error, ConvCase as Case};
+use common::{conv_tolerance, max_relative_error, ConvCase as Case};
 
 const CASES: [Case; 13] = [
     (2, 16, 9, 11, 24, 1, 1, 1, 0),  // 1x1 gemm, two images
@@ -66,11 +67,11 @@ fn fused_conv_matches_conv_then_bias_residual_relu() {
             (Some(&r), true),
             (Some(&r), false),
         ] {
-            let ours = conv2d_fused(&x, &wt, Some(&b), residual, relu, s, p, g).unwrap();
+            let ours = conv2d_fused(&x, &wt, Some(&b), residual, relu, s, p, g, None).unwrap();
             let reference = unfused(&x, &wt, &b, residual, relu, case);
             let err = max_relative_error(&ours, &reference);
             assert!(
-                err <= 1e-5,
+                err <= conv_tolerance(c, g, k, s),
                 "case {case:?} residual {} relu {relu}: {err:.3e}",
                 residual.is_some()
             );
@@ -84,7 +85,7 @@ fn fused_conv_without_bias_is_the_plain_conv() {
     let (_, c, h, w, cout, g, k, s, p) = case;
     let x = random(&[1, c, h, w]);
     let wt = random(&[cout, c / g, k, k]);
-    let ours = conv2d_fused(&x, &wt, None, None, false, s, p, g).unwrap();
+    let ours = conv2d_fused(&x, &wt, None, None, false, s, p, g, None).unwrap();
     let reference = x.conv2d(&wt, p, s, 1, g).unwrap();
     assert!(max_relative_error(&ours, &reference) <= 1e-5);
 }
@@ -93,7 +94,7 @@ fn fused_conv_without_bias_is_the_plain_conv() {
 fn fused_conv_refuses_inputs_that_need_a_gradient() {
     let x = Var::from_tensor(&random(&[1, 4, 5, 5])).unwrap();
     let wt = random(&[4, 4, 1, 1]);
-    let err = conv2d_fused(x.as_tensor(), &wt, None, None, false, 1, 0, 1).unwrap_err();
+    let err = conv2d_fused(x.as_tensor(), &wt, None, None, false, 1, 0, 1, None).unwrap_err();
     assert!(err.to_string().contains("inference only"), "{err}");
 }
 
@@ -102,10 +103,10 @@ fn fused_conv_checks_residual_and_bias_shapes() {
     let x = random(&[1, 4, 5, 5]);
     let wt = random(&[8, 4, 1, 1]);
     let bad_bias = random(&[4]);
-    let err = conv2d_fused(&x, &wt, Some(&bad_bias), None, false, 1, 0, 1).unwrap_err();
+    let err = conv2d_fused(&x, &wt, Some(&bad_bias), None, false, 1, 0, 1, None).unwrap_err();
     assert!(err.to_string().contains("bias [4], expected [8]"), "{err}");
     let bad_res = random(&[1, 8, 5, 4]);
-    let err = conv2d_fused(&x, &wt, None, Some(&bad_res), false, 1, 0, 1).unwrap_err();
+    let err = conv2d_fused(&x, &wt, None, Some(&bad_res), false, 1, 0, 1, None).unwrap_err();
     assert!(err.to_string().contains("residual [1, 8, 5, 4]"), "{err}");
 }
 
@@ -145,4 +146,25 @@ fn forward_with_trainable_weights_keeps_gradients() {
     assert!(max_relative_error(dw, dw2) <= 1e-5);
     let db = grads.get(b.as_tensor()).expect("a gradient for the bias");
     assert!(max_relative_error(db, grads2.get(b2.as_tensor()).unwrap()) <= 1e-5);
+}
+
+/// The inference filter cache (Winograd's transformed filters): a call that reuses it gives
+/// the bits of an uncached call, and a cache handed another weight (another tensor) transforms
+/// that weight instead of serving the one it holds.
+#[test]
+fn filter_cache_serves_only_its_own_weight() {
+    let x = random(&[1, 64, 13, 15]); // dense stride-1 3x3, 64 channels: Winograd
+    let (w1, w2) = (random(&[32, 64, 3, 3]), random(&[32, 64, 3, 3]));
+    let run = |w: &Tensor, cache: Option<&FilterCache>| {
+        let y = conv2d_fused(&x, w, None, None, false, 1, 1, 1, cache).unwrap();
+        y.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    let (plain1, plain2) = (run(&w1, None), run(&w2, None));
+    assert_ne!(plain1, plain2);
+    let cache = FilterCache::default();
+    for _ in 0..2 {
+        assert_eq!(run(&w1, Some(&cache)), plain1);
+    }
+    assert_eq!(run(&w2, Some(&cache)), plain2);
+    assert_eq!(run(&w1, Some(&cache)), plain1);
 }

@@ -1,7 +1,10 @@
 //! `FasterRcnn`: the whole detector, read top to bottom in [`FasterRcnn::detect`] and
 //! [`FasterRcnn::losses`]: (images already transformed by the loader) → backbone + FPN →
 //! RPN → RoI heads → boxes mapped back to each image's original size.
+use std::sync::Arc;
+
 use backbones::conv::{Conv2d, ConvConfig};
+use backbones::conv_kernel::FilterCache;
 use backbones::BackboneWithFpn;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
@@ -91,13 +94,17 @@ impl FasterRcnn {
             // The RPN's convolutions through the backbone's: our CPU kernel (~1.5-2x candle's
             // conv2d) with the bias and ReLU fused (in training too: one autograd node that
             // keeps only its output), cuDNN on CUDA.
-            rpn: Rpn::new(&config.rpn, channels, vb.pp("rpn"))?.with_conv(ConvFn::new(
-                |x, w, b, padding, relu| {
+            // One filter cache for the head's 3x3 conv, the one conv here that derives
+            // filters (its 1x1s leave the cache alone).
+            rpn: Rpn::new(&config.rpn, channels, vb.pp("rpn"))?.with_conv(ConvFn::new({
+                let filters = Arc::new(FilterCache::default());
+                move |x, w, b, padding, relu| {
                     let conv =
-                        Conv2d::new(w.clone(), Some(b.clone()), ConvConfig::new(1, padding, 1));
+                        Conv2d::new(w.clone(), Some(b.clone()), ConvConfig::new(1, padding, 1))
+                            .with_filter_cache(filters.clone());
                     conv.forward_with(x, None, relu)
-                },
-            )),
+                }
+            })),
             roi_heads: RoiHeads::new(
                 &config.roi_heads,
                 channels,

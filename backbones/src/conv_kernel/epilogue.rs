@@ -2,10 +2,6 @@
 //! `y = relu?(conv + bias[co] + residual[n, co, p])`. One pass inside the kernel instead of up
 //! to three single-threaded candle passes over the whole output (bias add, residual add, ReLU).
 
-use rayon::prelude::*;
-
-use super::im2col::Geometry;
-
 /// Bias, residual and ReLU applied to the conv's output, in that order (torchvision's
 /// `relu(bn3(conv3(..)) + identity)` with the BN folded into the conv as a bias).
 #[derive(Debug, Clone, Copy)]
@@ -28,18 +24,6 @@ impl Epilogue<'_> {
 
     pub fn is_none(&self) -> bool {
         self.bias.is_none() && self.residual.is_none() && !self.relu
-    }
-
-    /// Applies the epilogue to a whole `[N, Cout, HoWo]` output, one (image, channel) row per
-    /// task (for kernels whose output is not written in row order).
-    pub fn apply_all(&self, out: &mut [f32], geo: &Geometry) {
-        if self.is_none() {
-            return;
-        }
-        let hw = geo.hw_out();
-        out.par_chunks_mut(hw).enumerate().for_each(|(i, row)| {
-            self.apply_row(row, i % geo.cout, i * hw);
-        });
     }
 
     /// Applies the epilogue to `row`, the output of channel `co` at flat positions

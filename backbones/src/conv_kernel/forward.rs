@@ -5,11 +5,24 @@ use rayon::prelude::*;
 
 use super::epilogue::Epilogue;
 use super::im2col::{im2col, matmul, Geometry, Unfilled};
-use super::{direct, pointwise, shift_gemm, winograd};
+use super::winograd4::CachedFilters;
+use super::{direct, pointwise, shift_gemm, winograd, winograd4};
 
 /// # Shapes
 /// `x: [N, Cin, H, W]`, `w: [Cout, Cin/G, k, k]` (both contiguous) -> `[N, Cout, Ho, Wo]`
 pub(super) fn forward(geo: &Geometry, x: &[f32], w: &[f32], ep: &Epilogue) -> Vec<f32> {
+    forward_cached(geo, x, w, ep, None)
+}
+
+/// [`forward`], with a place to keep what the kernel derives from the weights alone
+/// (Winograd's transformed filters) between inference calls.
+pub(super) fn forward_cached(
+    geo: &Geometry,
+    x: &[f32],
+    w: &[f32],
+    ep: &Epilogue,
+    filters: Option<CachedFilters>,
+) -> Vec<f32> {
     if pointwise::is_pointwise(geo) {
         return pointwise::conv_pointwise(geo, x, w, ep);
     }
@@ -17,7 +30,7 @@ pub(super) fn forward(geo: &Geometry, x: &[f32], w: &[f32], ep: &Epilogue) -> Ve
         return direct::conv_direct(geo, x, w, ep);
     }
     if winograd::prefer_winograd(geo) {
-        return winograd::conv_winograd(geo, x, w, ep);
+        return winograd4::conv_winograd(geo, x, w, ep, filters);
     }
     if shift_gemm::prefer_shift_gemm(geo) {
         return shift_gemm::conv_shift_gemm(geo, x, w, ep);

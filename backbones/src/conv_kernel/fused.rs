@@ -4,11 +4,13 @@
 use candle_core::{CpuStorage, Result, Storage, Tensor};
 
 use super::epilogue::Epilogue;
-use super::forward::forward;
+use super::forward::forward_cached;
 use super::im2col::Geometry;
+use super::winograd4::{CachedFilters, FilterCache};
 
 /// `relu?(conv2d(x, weight, stride, padding, groups) + bias + residual)` on CPU f32 tensors,
-/// for inference.
+/// for inference. `filters`, when given, keeps what the kernel derives from `weight` alone
+/// between calls (one cache per conv layer; see [`FilterCache`] for why this is sound).
 ///
 /// # Shapes
 /// `x: [N, Cin, H, W]`, `weight: [Cout, Cin / groups, k, k]`, `bias: [Cout]`,
@@ -23,6 +25,7 @@ pub fn conv2d_fused(
     stride: usize,
     padding: usize,
     groups: usize,
+    filters: Option<&FilterCache>,
 ) -> Result<Tensor> {
     let geo = Geometry::new(x.dims4()?, weight.dims4()?, stride, padding, groups)?;
     let out_dims = [geo.n, geo.cout, geo.ho, geo.wo];
@@ -43,6 +46,11 @@ pub fn conv2d_fused(
     if all.iter().flatten().any(|t| t.track_op()) {
         candle_core::bail!("conv2d_fused: inference only, but an input needs a gradient")
     }
+    // Keyed by the caller's tensor: `contiguous` may return a new one each call.
+    let filters = filters.map(|cache| CachedFilters {
+        cache,
+        weight: weight.id(),
+    });
     let (x, weight) = (x.contiguous()?, weight.contiguous()?);
     let residual = residual.map(|r| r.contiguous()).transpose()?;
     let bias_host = bias.map(|b| b.to_vec1::<f32>()).transpose()?;
@@ -54,7 +62,7 @@ pub fn conv2d_fused(
                     residual: Some(r),
                     relu,
                 };
-                Ok(forward(&geo, x, w, &ep))
+                Ok(forward_cached(&geo, x, w, &ep, filters))
             }),
             None => {
                 let ep = Epilogue {
@@ -62,7 +70,7 @@ pub fn conv2d_fused(
                     residual: None,
                     relu,
                 };
-                Ok(forward(&geo, x, w, &ep))
+                Ok(forward_cached(&geo, x, w, &ep, filters))
             }
         })
     })?;

@@ -2,13 +2,14 @@
 //! buffer and one gemm writing straight into the output, all tiles in parallel; with a
 //! backward of the same shape (dW: gemm against the im2col tile; dX: gemm then col2im).
 //! Stride-1 convs with few input channels per group (ResNeXt's 3x3s) take a direct kernel
-//! instead (`direct`); dense stride-1 3x3s with >= 64 channels (the FPN) Winograd F(2x2, 3x3)
-//! (`winograd`); other stride-1 convs with >= 64 channels per group k*k shifted gemms
+//! instead (`direct`); dense stride-1 3x3s with >= 64 channels (ResNet's 3x3s, the FPN, the
+//! RPN) Winograd F(4x4, 3x3) (`winograd4`; at inference its transformed filters are kept per
+//! conv, [`FilterCache`]); other stride-1 convs with >= 64 channels per group k*k shifted gemms
 //! (`shift_gemm`). The backward: dX of a stride-1 conv wider than 1x1 is the forward of the
 //! transposed conv (so the direct kernel or Winograd again), else a gemm then col2im (a
 //! stride-1 1x1 reads its input as the im2col matrix: one gemm per image, no col2im); dW of a
-//! grouped 3x3 is a direct kernel (`direct_dw`), of a dense stride-1 3x3 Winograd, else a
-//! gemm against the im2col tile. Three entries: [`conv2d`] (the plain
+//! grouped 3x3 is a direct kernel (`direct_dw`), of a dense stride-1 3x3 Winograd F(2x2, 3x3)
+//! (`winograd`), else a gemm against the im2col tile. Three entries: [`conv2d`] (the plain
 //! differentiable conv), [`conv2d_fused`] (inference, bias + residual + ReLU in the kernel)
 //! and [`conv2d_trainable`] (the same fused, as one autograd node for training: `train`).
 //!
@@ -26,10 +27,12 @@ mod pointwise;
 mod shift_gemm;
 mod train;
 mod winograd;
+mod winograd4;
 
 pub use fused::conv2d_fused;
 pub(crate) use im2col::slice as contiguous_f32;
 pub use train::conv2d_trainable;
+pub use winograd4::FilterCache;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use epilogue::Epilogue;

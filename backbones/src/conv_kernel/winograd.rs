@@ -1,17 +1,17 @@
-//! Winograd F(2x2, 3x3) for dense stride-1 3x3 convolutions (the FPN's output convs): each
-//! 2x2 output tile costs 16 instead of 36 multiplies per input channel (Lavin & Gray 2016,
-//! "Fast Algorithms for Convolutional Neural Networks"):
-//! `Y = A^T [ (G g G^T) . (B^T d B) ] A` for a 4x4 input tile `d` and 3x3 filter `g`; the
-//! channel sums of the 16 elementwise products are 16 gemms `[Cout, Cin] x [Cin, tiles]`.
-//! The weight gradient runs in the same domain (`weight_grad_winograd`). The tile transforms
-//! work on a run of tiles along one tile row at a time, one pass per element, so that they
-//! vectorise (one tile at a time they were scalar code with strided stores).
+//! Winograd for dense stride-1 3x3 convolutions with >= 64 input channels: which convs take
+//! it ([`prefer_winograd`]), the tile helpers shared with the F(4x4, 3x3) forward
+//! (`winograd4`), and the weight gradient in F(2x2, 3x3) (Lavin & Gray 2016, "Fast Algorithms
+//! for Convolutional Neural Networks"): the forward of a 2x2 output tile is
+//! `Y = A^T [ (G g G^T) . (B^T d B) ] A` for its 4x4 input tile `d` and the 3x3 filter `g`, 16
+//! instead of 36 multiplies per input channel, and [`weight_grad_winograd`] differentiates it.
+//! The tile transforms work on a run of tiles along one tile row at a time, one pass per
+//! element, so that they vectorise (one tile at a time they were scalar code with strided
+//! stores).
 use std::mem::MaybeUninit;
 
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::epilogue::Epilogue;
 use super::im2col::{matmul, Geometry, Unfilled};
 
 /// Whether this kernel applies: dense, stride 1, 3x3, enough channels for the gemms.
@@ -36,42 +36,9 @@ fn tile_chunks(geo: &Geometry) -> Vec<(usize, usize, usize)> {
         .collect()
 }
 
-/// `G g G^T` for every (co, ci): `[16, Cout, Cin]`.
-// Column loops index several 4x4 arrays at once; index form mirrors the matrix algebra.
-#[allow(clippy::needless_range_loop)]
-fn transform_filters(geo: &Geometry, w: &[f32]) -> Vec<f32> {
-    let (cout, cin) = (geo.cout, geo.c);
-    let mut u = vec![0f32; 16 * cout * cin];
-    for oc in 0..cout {
-        for ic in 0..cin {
-            let g = &w[(oc * cin + ic) * 9..][..9];
-            let mut gg = [[0f32; 3]; 4]; // G g: [4, 3]
-            for j in 0..3 {
-                let (g0, g1, g2) = (g[j], g[3 + j], g[6 + j]);
-                gg[0][j] = g0;
-                gg[1][j] = 0.5 * (g0 + g1 + g2);
-                gg[2][j] = 0.5 * (g0 - g1 + g2);
-                gg[3][j] = g2;
-            }
-            for (i, row) in gg.iter().enumerate() {
-                let t = [
-                    row[0],
-                    0.5 * (row[0] + row[1] + row[2]),
-                    0.5 * (row[0] - row[1] + row[2]),
-                    row[2],
-                ];
-                for (j, v) in t.iter().enumerate() {
-                    u[((i * 4 + j) * cout + oc) * cin + ic] = *v;
-                }
-            }
-        }
-    }
-    u
-}
-
 /// The runs of tiles `t0..t0 + len` (tile `t` is tile row `t / tw`, column `t % tw`) that
 /// lie in one tile row: `(offset in the chunk, tile row, first tile column, tiles)`.
-fn row_runs(
+pub(super) fn row_runs(
     t0: usize,
     len: usize,
     tw: usize,
@@ -130,36 +97,9 @@ fn input_transform_run(
     }
 }
 
-/// `A^T m A` of `seg` consecutive tiles (chunk offsets `t..t + seg`) of one output channel,
-/// `m(e)` being element `e` of every tile of the chunk: writes the 2 output rows of the run,
-/// `2 * seg` pixels each, into `out`. `A^T = [[1,1,1,0],[0,1,-1,-1]]`.
-#[inline(always)]
-fn output_transform_run<'a>(
-    m: impl Fn(usize) -> &'a [f32],
-    t: usize,
-    seg: usize,
-    out: &mut [Vec<f32>; 2],
-) {
-    let e: [&[f32]; 16] = std::array::from_fn(|e| &m(e)[t..t + seg]);
-    for row in out.iter_mut() {
-        row.clear();
-        row.resize(2 * seg, 0.0);
-    }
-    let [out0, out1] = out;
-    for k in 0..seg {
-        let mv = |i: usize, j: usize| e[4 * i + j][k];
-        let a0: [f32; 4] = std::array::from_fn(|j| mv(0, j) + mv(1, j) + mv(2, j));
-        let a1: [f32; 4] = std::array::from_fn(|j| mv(1, j) - mv(2, j) - mv(3, j));
-        out0[2 * k] = a0[0] + a0[1] + a0[2];
-        out0[2 * k + 1] = a0[1] - a0[2] - a0[3];
-        out1[2 * k] = a1[0] + a1[1] + a1[2];
-        out1[2 * k + 1] = a1[1] - a1[2] - a1[3];
-    }
-}
-
 /// Copies rows `y0..y0 + rows.len()`, columns `x0..x0 + cols` of `plane` (`[h, w]`) into
 /// `rows`, zeros where they fall outside the plane (the padding, or past the last tile).
-fn gather_rows(
+pub(super) fn gather_rows(
     plane: &[f32],
     (h, w): (usize, usize),
     (y0, x0): (isize, isize),
@@ -317,70 +257,4 @@ pub(super) fn weight_grad_winograd(geo: &Geometry, x: &[f32], grad: &[f32]) -> V
         }
     }
     dw
-}
-
-/// # Shapes
-/// `x: [N, Cin, H, W]`, `w: [Cout, Cin, 3, 3]` (both contiguous) -> `[N, Cout, Ho, Wo]`
-#[allow(clippy::needless_range_loop)] // as above
-pub(super) fn conv_winograd(geo: &Geometry, x: &[f32], w: &[f32], ep: &Epilogue) -> Vec<f32> {
-    let (cin, cout, h, wd) = (geo.c, geo.cout, geo.h, geo.w);
-    let (ho, wo) = (geo.ho, geo.wo);
-    let tw = wo.div_ceil(2);
-    let u = transform_filters(geo, w);
-    let mut out = Unfilled::new(geo.n * cout * ho * wo);
-    let dst = out.ptr();
-    tile_chunks(geo).par_iter().for_each(|&(n, t0, len)| {
-        let img = &x[n * cin * h * wd..][..cin * h * wd];
-        let v = transform_input(geo, img, (t0, len)); // [16, Cin, len]
-        let mut m = Unfilled::new(16 * cout * len); // [16, Cout, len]
-        let m_ptr = m.ptr();
-        for e in 0..16 {
-            unsafe {
-                let (m_e, u_e, v_e) = (
-                    m_ptr.get().add(e * cout * len),
-                    u.as_ptr().add(e * cout * cin),
-                    v.as_ptr().add(e * cin * len),
-                );
-                matmul(
-                    (cout, len, cin),
-                    m_e,
-                    len,
-                    false,
-                    u_e,
-                    (cin, 1),
-                    v_e,
-                    (len, 1),
-                    Parallelism::None,
-                );
-            }
-        }
-        // SAFETY: the 16 gemms write all of `m` without reading it.
-        let m = unsafe { m.assume_filled() };
-        let mut out_rows = [Vec::new(), Vec::new()];
-        for oc in 0..cout {
-            let m_oc = |e: usize| &m[(e * cout + oc) * len..][..len];
-            for (t, ty, tx0, seg) in row_runs(t0, len, tw) {
-                output_transform_run(m_oc, t, seg, &mut out_rows);
-                for (i, row) in out_rows.iter().enumerate() {
-                    let oy = 2 * ty + i;
-                    if oy >= ho {
-                        continue;
-                    }
-                    let ox0 = 2 * tx0;
-                    let valid = (2 * seg).min(wo - ox0);
-                    // Chunks cover disjoint tiles, so disjoint output pixels.
-                    unsafe {
-                        let at = dst.get().add(((n * cout + oc) * ho + oy) * wo + ox0);
-                        std::ptr::copy_nonoverlapping(row.as_ptr(), at, valid);
-                    }
-                }
-            }
-        }
-    });
-    // SAFETY: the chunks cover every tile of every image, and each tile writes its output
-    // pixels of every channel.
-    let mut out = unsafe { out.assume_filled() };
-    // Tiles write 2x2 blocks, not rows: the epilogue is one parallel pass afterwards.
-    ep.apply_all(&mut out, geo);
-    out
 }
