@@ -110,6 +110,17 @@ impl Conv2d {
         Ok(Self::new(weight, bias, config))
     }
 
+    /// This conv with what the CPU inference kernel derives from its weight computed now
+    /// ([`crate::conv_kernel::prepare_filters`]; nothing for weights that train or convs that
+    /// derive nothing).
+    pub fn prepared(self) -> Result<Self> {
+        if is_cpu_f32(&self.weight) {
+            let c = self.config;
+            crate::conv_kernel::prepare_filters(&self.filters, &self.weight, c.stride, c.groups)?;
+        }
+        Ok(self)
+    }
+
     pub fn weight(&self) -> &Tensor {
         &self.weight
     }

@@ -27,7 +27,8 @@ impl ConvBn {
             return Ok(Self::Separate { conv, bn });
         }
         let (w, b) = bn.fold(conv.weight())?;
-        let folded = Conv2d::new(w.contiguous()?, Some(b.contiguous()?), conv.config());
+        let folded =
+            Conv2d::new(w.contiguous()?, Some(b.contiguous()?), conv.config()).prepared()?;
         Ok(Self::Folded(folded))
     }
 

@@ -38,7 +38,8 @@ impl Fpn {
             let vb_layer = vb.pp(format!("layer_blocks.{i}.0"));
             let layer_cfg = ConvConfig::new(1, 1, 1);
             let shape = (out_channels, out_channels, 3);
-            layer_blocks.push(Conv2d::load(vb_layer, shape, layer_cfg, true, init)?);
+            // Its filters prepared now, before any activation (`Conv2d::prepared`).
+            layer_blocks.push(Conv2d::load(vb_layer, shape, layer_cfg, true, init)?.prepared()?);
         }
         Ok(Self {
             inner_blocks,

@@ -10,7 +10,7 @@
 mod common;
 
 use backbones::conv::{Conv2d, ConvConfig};
-use backbones::conv_kernel::{conv2d_fused, FilterCache};
+use backbones::conv_kernel::{conv2d_fused, prepare_filters, FilterCache};
 use candle_core::{Device, Tensor, Var};
 use common::{conv_tolerance, max_relative_error, ConvCase as Case};
 
@@ -165,6 +165,10 @@ fn filter_cache_serves_only_its_own_weight() {
     for _ in 0..2 {
         assert_eq!(run(&w1, Some(&cache)), plain1);
     }
+    // Filled ahead (at model load), as the FPN and the folded backbone convs do.
+    let ahead = FilterCache::default();
+    prepare_filters(&ahead, &w2, 1, 1).unwrap();
+    assert_eq!(run(&w2, Some(&ahead)), plain2);
     assert_eq!(run(&w2, Some(&cache)), plain2);
     assert_eq!(run(&w1, Some(&cache)), plain1);
 }

@@ -29,7 +29,7 @@ mod train;
 mod winograd;
 mod winograd4;
 
-pub use fused::conv2d_fused;
+pub use fused::{conv2d_fused, prepare_filters};
 pub(crate) use im2col::slice as contiguous_f32;
 pub use train::conv2d_trainable;
 pub use winograd4::FilterCache;
