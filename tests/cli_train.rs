@@ -290,3 +290,43 @@ fn profile_prints_each_stage_and_no_transfer_on_cpu() {
         assert!(line.contains("; transfers 0 (0 B), host reads "), "{line}");
     }
 }
+
+/// A checkpoint written before the first logged iteration has no losses to plot yet: that is
+/// not worth a warning (it used to print one per checkpoint, naming the dataset as the thing
+/// without records).
+#[test]
+fn checkpoints_before_the_first_logged_iteration_do_not_warn_about_the_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = out.to_str().unwrap();
+    let args = [
+        "train",
+        "--dataset",
+        "shapes",
+        "--shapes-train-images",
+        "4",
+        "--shapes-val-images",
+        "2",
+        "--shapes-image-size",
+        "64",
+        "--min-size",
+        "64",
+        "--max-size",
+        "64",
+        "--batch-size",
+        "2",
+        "--iters",
+        "2",
+        "--checkpoint-period",
+        "1",
+        "--log-period",
+        "20",
+        "--output",
+        o,
+    ];
+    let result = detect(&args, dir.path());
+    assert_ok(&result);
+    assert!(out.join("model_0000001.safetensors").exists());
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!stderr.contains("loss.png not updated"), "{stderr}");
+}

@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::train::checkpoint::{save_model, Checkpoint, ModelMeta, MODEL_FINAL};
 use crate::train::metrics::read_records;
 use crate::train::options::TrainOptions;
+use crate::train::plot::PlotError;
 use crate::train::run::Run;
 
 impl Run {
@@ -38,8 +39,11 @@ impl Run {
                 crate::train::plot::plot_losses(&r, &plot, &options.dataset.name())
                     .map_err(anyhow::Error::from)
             });
-        if let Err(e) = plotted {
-            eprintln!("warning: loss.png not updated: {e:#}");
+        match plotted {
+            // A checkpoint before the first logged iteration: nothing to draw yet.
+            Err(e) if matches!(e.downcast_ref(), Some(PlotError::Empty(_))) => {}
+            Err(e) => eprintln!("warning: loss.png not updated: {e:#}"),
+            Ok(()) => {}
         }
         Ok(())
     }
