@@ -14,6 +14,11 @@ fn detect(args: &[&str], cwd: &Path) -> Output {
 
 /// A tiny shapes run: 64 px images, 8 training and 4 validation images.
 fn tiny_train(out: &Path, extra: &[&str]) -> Output {
+    tiny_train_logging(out, "1", extra)
+}
+
+/// [`tiny_train`] logging the losses every `log_period` iterations.
+fn tiny_train_logging(out: &Path, log_period: &str, extra: &[&str]) -> Output {
     let out = out.to_str().unwrap();
     let mut args = vec![
         "train",
@@ -32,7 +37,7 @@ fn tiny_train(out: &Path, extra: &[&str]) -> Output {
         "--batch-size",
         "2",
         "--log-period",
-        "1",
+        log_period,
         "--output",
         out,
     ];
@@ -298,33 +303,8 @@ fn profile_prints_each_stage_and_no_transfer_on_cpu() {
 fn checkpoints_before_the_first_logged_iteration_do_not_warn_about_the_plot() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let o = out.to_str().unwrap();
-    let args = [
-        "train",
-        "--dataset",
-        "shapes",
-        "--shapes-train-images",
-        "4",
-        "--shapes-val-images",
-        "2",
-        "--shapes-image-size",
-        "64",
-        "--min-size",
-        "64",
-        "--max-size",
-        "64",
-        "--batch-size",
-        "2",
-        "--iters",
-        "2",
-        "--checkpoint-period",
-        "1",
-        "--log-period",
-        "20",
-        "--output",
-        o,
-    ];
-    let result = detect(&args, dir.path());
+    let extra = ["--iters", "2", "--checkpoint-period", "1"];
+    let result = tiny_train_logging(&out, "20", &extra);
     assert_ok(&result);
     assert!(out.join("model_0000001.safetensors").exists());
     let stderr = String::from_utf8_lossy(&result.stderr);
