@@ -114,10 +114,8 @@ impl Conv2d {
     /// ([`crate::conv_kernel::prepare_filters`]; nothing for weights that train or convs that
     /// derive nothing).
     pub fn prepared(self) -> Result<Self> {
-        if is_cpu_f32(&self.weight) {
-            let c = self.config;
-            crate::conv_kernel::prepare_filters(&self.filters, &self.weight, c.stride, c.groups)?;
-        }
+        let c = self.config;
+        crate::conv_kernel::prepare_filters(&self.filters, &self.weight, c.stride, c.groups)?;
         Ok(self)
     }
 

@@ -184,17 +184,17 @@ impl FilterCache {
     }
 }
 
+impl std::fmt::Debug for FilterCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FilterCache")
+    }
+}
+
 /// Fills `cache` with the filters of weight `id` (`w`, contiguous) when a conv of this
 /// geometry runs here; else does nothing.
 pub(super) fn prepare_winograd(cache: &FilterCache, id: TensorId, geo: &Geometry, w: &[f32]) {
     if super::winograd::prefer_winograd(geo) {
         cache.get_or_insert(id, || transform_filters(geo, w));
-    }
-}
-
-impl std::fmt::Debug for FilterCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("FilterCache")
     }
 }
 
@@ -204,6 +204,15 @@ impl std::fmt::Debug for FilterCache {
 pub(super) struct CachedFilters<'a> {
     pub cache: &'a FilterCache,
     pub weight: TensorId,
+}
+
+/// The first `len` floats of a scratch buffer, grown when needed but never cleared: every
+/// caller writes all `len` of them before reading any.
+fn scratch_of(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
 }
 
 /// Scratch of [`input_transform_run`]: the 6 rows of `B^T d` and their columns split by
@@ -228,25 +237,20 @@ fn input_transform_run(
     let (s1, cols) = (seg + 1, 4 * (seg + 1));
     // Rows of B^T d: one contiguous pass over the 6 input rows.
     let r: [&[f32]; 6] = std::array::from_fn(|i| &rows[i][..cols]);
-    for row in scratch.combined.iter_mut() {
-        row.clear();
-        row.resize(cols, 0.0);
-    }
     {
-        let [c0, c1, c2, c3, c4, c5] = &mut scratch.combined;
+        let [c0, c1, c2, c3, c4, c5] = scratch.combined.each_mut().map(|c| scratch_of(c, cols));
         for x in 0..cols {
             let b = bt_times([r[0][x], r[1][x], r[2][x], r[3][x], r[4][x], r[5][x]]);
             (c0[x], c1[x], c2[x], c3[x], c4[x], c5[x]) = (b[0], b[1], b[2], b[3], b[4], b[5]);
         }
     }
-    scratch.phases.clear();
-    scratch.phases.resize(4 * s1, 0.0);
+    let phases = scratch_of(&mut scratch.phases, 4 * s1);
     for (i, row) in scratch.combined.iter().enumerate() {
         // Column 4k + p of the row -> phase p, element k.
-        let (p0, rest) = scratch.phases.split_at_mut(s1);
+        let (p0, rest) = phases.split_at_mut(s1);
         let (p1, rest) = rest.split_at_mut(s1);
         let (p2, p3) = rest.split_at_mut(s1);
-        for (k, q) in row.chunks_exact(4).enumerate() {
+        for (k, q) in row[..cols].chunks_exact(4).enumerate() {
             (p0[k], p1[k], p2[k], p3[k]) = (q[0], q[1], q[2], q[3]);
         }
         // Tile k reads columns 4k..4k + 6: p0[k], p1[k], p2[k], p3[k], p0[k + 1], p1[k + 1].
@@ -305,7 +309,7 @@ fn transform_input(geo: &Geometry, img: &[f32], (t0, len): (usize, usize)) -> Ve
 
 /// `A^T m A` of `seg` consecutive tiles (chunk offsets `t..t + seg`) of one output channel,
 /// `m(e)` being element `e` of every tile of the chunk: writes the 4 output rows of the run,
-/// `4 * seg` pixels each, into `out`. Two vectorised passes over the tiles: `A^T` down each
+/// `4 * seg` pixels each, into the first `4 * seg` floats of each of `out`. Two vectorised passes over the tiles: `A^T` down each
 /// of the 6 columns into `cols` (`[6 columns][4 rows][seg]`), then `A` along each row, whose
 /// 4 pixels per tile are stored interleaved.
 #[inline(always)]
@@ -316,8 +320,7 @@ fn output_transform_run<'a>(
     cols: &mut Vec<f32>,
     out: &mut [Vec<f32>; 4],
 ) {
-    cols.clear();
-    cols.resize(24 * seg, 0.0);
+    let cols = scratch_of(cols, 24 * seg);
     for (j, col) in cols.chunks_exact_mut(4 * seg).enumerate() {
         let y: [&[f32]; 6] = std::array::from_fn(|i| &m(6 * i + j)[t..t + seg]);
         let (r0, rest) = col.split_at_mut(seg);
@@ -329,8 +332,7 @@ fn output_transform_run<'a>(
         }
     }
     for (r, row) in out.iter_mut().enumerate() {
-        row.clear();
-        row.resize(4 * seg, 0.0);
+        let row = scratch_of(row, 4 * seg);
         let y: [&[f32]; 6] = std::array::from_fn(|j| &cols[(4 * j + r) * seg..][..seg]);
         for (k, px) in row.chunks_exact_mut(4).enumerate() {
             let v = at_times([y[0][k], y[1][k], y[2][k], y[3][k], y[4][k], y[5][k]]);
