@@ -153,8 +153,11 @@ pub struct TrainArgs {
     pub device: Option<String>,
     #[command(flatten)]
     pub dist: DistArgs,
-    /// Math of CUDA convolutions: `tf32` (TF32 tensor cores, PyTorch's default) or `fp32`
-    /// (full f32, slower). On CPU it changes nothing: CPU kernels always compute in f32.
+    /// Math of convolutions and matmuls: `tf32` (TF32 tensor cores for CUDA convolutions,
+    /// PyTorch's default), `fp32` (full f32, slower) or `bf16` (mixed precision as
+    /// torchvision's `--amp`: convolutions and matmuls in bf16, losses, RoIAlign, NMS and the
+    /// optimizer in f32). On CPU `tf32` and `fp32` are the same; `bf16` gives bf16's numbers,
+    /// not its speed.
     #[arg(long, value_enum, default_value_t = Precision::Tf32)]
     pub precision: Precision,
     /// Random seed (data order, sampling, initialisation).
@@ -238,8 +241,11 @@ pub struct EvalArgs {
     /// `cpu` or `cuda[:N]`, to run the model on (with `--weights`).
     #[arg(long, default_value = "cpu", conflicts_with = "results")]
     pub device: String,
-    /// Math of CUDA convolutions: `tf32` (TF32 tensor cores, PyTorch's default) or `fp32`
-    /// (full f32, slower). On CPU it changes nothing: CPU kernels always compute in f32.
+    /// Math of convolutions and matmuls: `tf32` (TF32 tensor cores for CUDA convolutions,
+    /// PyTorch's default), `fp32` (full f32, slower) or `bf16` (mixed precision as
+    /// torchvision's `--amp`: convolutions and matmuls in bf16, losses, RoIAlign, NMS and the
+    /// optimizer in f32). On CPU `tf32` and `fp32` are the same; `bf16` gives bf16's numbers,
+    /// not its speed.
     #[arg(long, value_enum, default_value_t = Precision::Tf32, conflicts_with = "results")]
     pub precision: Precision,
 }
@@ -273,8 +279,11 @@ pub struct PredictArgs {
     /// `cpu` or `cuda[:N]`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Math of CUDA convolutions: `tf32` (TF32 tensor cores, PyTorch's default) or `fp32`
-    /// (full f32, slower). On CPU it changes nothing: CPU kernels always compute in f32.
+    /// Math of convolutions and matmuls: `tf32` (TF32 tensor cores for CUDA convolutions,
+    /// PyTorch's default), `fp32` (full f32, slower) or `bf16` (mixed precision as
+    /// torchvision's `--amp`: convolutions and matmuls in bf16, losses, RoIAlign, NMS and the
+    /// optimizer in f32). On CPU `tf32` and `fp32` are the same; `bf16` gives bf16's numbers,
+    /// not its speed.
     #[arg(long, value_enum, default_value_t = Precision::Tf32)]
     pub precision: Precision,
     /// Largest image decoded, in pixels (width x height, 1..=4294967295; default 178956970,

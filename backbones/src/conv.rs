@@ -8,10 +8,13 @@
 //! - anything else on CPU in f32: our op [`crate::conv_kernel::conv2d`] (direct, Winograd,
 //!   shifted gemms or tiled im2col + one gemm per group into one output buffer, chosen by
 //!   shape; parallel; with its own im2col backward).
-//! - CUDA in f32 (`cuda` feature), every shape including 1x1: our cuDNN op
+//! - CUDA in f32 or bf16 (`cuda` feature), every shape including 1x1: our cuDNN op
 //!   (`crate::conv_cudnn::conv2d`): groups on the descriptor, cuDNN forward and backward,
 //!   algorithm cached per shape, TF32 per [`allow_tf32`].
 //! - other devices and dtypes: candle's `conv2d`.
+//!
+//! Under [`crate::autocast`] (`--precision bf16`) [`Conv2d`] takes its operands in bf16 and
+//! returns bf16 (on CPU: our f32 kernels on bf16-rounded operands).
 //!
 //! Known candle 0.11 backward gap (CANDLE_NOTES): a stride-2 conv backward fails with a shape
 //! error when `(H + 2p - k) mod s != (W + 2p - k) mod s` (e.g. the 7x7/s2 stem on 8x9 inputs).
@@ -151,6 +154,42 @@ impl Conv2d {
         residual: Option<&Tensor>,
         relu: bool,
     ) -> Result<Tensor> {
+        match crate::autocast::dtype() {
+            Some(dt) => self.forward_autocast(x, residual, relu, dt),
+            None => self.forward_plain(x, residual, relu),
+        }
+    }
+
+    /// [`Conv2d::forward_with`] under autocast to `dt` (see [`crate::autocast`]): on CPU the
+    /// f32 kernels on operands rounded to `dt`, the output rounded; elsewhere the conv in
+    /// `dt`. The output is in `dt`.
+    fn forward_autocast(
+        &self,
+        x: &Tensor,
+        residual: Option<&Tensor>,
+        relu: bool,
+        dt: DType,
+    ) -> Result<Tensor> {
+        use crate::autocast::rounded_f32;
+        if x.device().is_cpu() {
+            let rounded = Conv2d {
+                weight: rounded_f32(&self.weight, dt)?,
+                bias: self.bias.as_ref().map(|b| rounded_f32(b, dt)).transpose()?,
+                config: self.config,
+                filters: self.filters.clone(),
+            };
+            let residual = residual.map(|r| rounded_f32(r, dt)).transpose()?;
+            let y = rounded.forward_plain(&rounded_f32(x, dt)?, residual.as_ref(), relu)?;
+            return y.to_dtype(dt);
+        }
+        let y = conv2d(&x.to_dtype(dt)?, &self.weight.to_dtype(dt)?, self.config)?;
+        let bias = self.bias.as_ref().map(|b| b.to_dtype(dt)).transpose()?;
+        let residual = residual.map(|r| r.to_dtype(dt)).transpose()?;
+        add_residual_relu(add_channel_bias(y, bias.as_ref())?, residual.as_ref(), relu)
+    }
+
+    /// [`Conv2d::forward_with`] in the dtype of the operands.
+    fn forward_plain(&self, x: &Tensor, residual: Option<&Tensor>, relu: bool) -> Result<Tensor> {
         let inputs = [Some(x), Some(&self.weight), self.bias.as_ref(), residual];
         let c = self.config;
         if !inputs.iter().flatten().all(|t| is_cpu_f32(t)) {
@@ -217,7 +256,10 @@ pub(crate) fn add_residual_relu(
 /// `x: [N, Cin, H, W]`, `weight: [Cout, Cin / groups, k, k]` -> `[N, Cout, Ho, Wo]`
 pub fn conv2d(x: &Tensor, weight: &Tensor, config: ConvConfig) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
-    if x.device().is_cuda() && x.dtype() == DType::F32 && weight.dtype() == DType::F32 {
+    if x.device().is_cuda()
+        && matches!(x.dtype(), DType::F32 | DType::BF16)
+        && weight.dtype() == x.dtype()
+    {
         return crate::conv_cudnn::conv2d(x, weight, config.stride, config.padding, config.groups);
     }
     let (cout, cin_g, kh, kw) = weight.dims4()?;

@@ -39,6 +39,12 @@ impl ConvBn {
     pub fn forward(&self, x: &Tensor, residual: Option<&Tensor>, relu: bool) -> Result<Tensor> {
         match self {
             Self::Folded(conv) => conv.forward_with(x, residual, relu),
+            // Autocast: the BN folded into the f32 weights (the gradient reaches `w` through
+            // the product), then the conv in the autocast dtype with the shift as its bias.
+            Self::Separate { conv, bn } if crate::autocast::dtype().is_some() => {
+                let (w, b) = bn.fold(conv.weight())?;
+                Conv2d::new(w, Some(b), conv.config()).forward_with(x, residual, relu)
+            }
             Self::Separate { conv, bn } if is_cpu_f32(x) && is_cpu_f32(conv.weight()) => {
                 let c = conv.config();
                 let (scale, shift) = bn.scale_shift()?;

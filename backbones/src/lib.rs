@@ -22,6 +22,7 @@
 //! - [`flops`]: parameter and multiply-add counts from the architecture alone.
 //! - [`is_trainable`]: torchvision's `trainable_layers` freezing rule.
 pub mod arch;
+pub mod autocast;
 pub mod backbone;
 pub mod block;
 pub mod conv;

@@ -17,6 +17,9 @@
 //!
 //! Weights are read through a `VarBuilder` under torchvision's names (`rpn.head.*`,
 //! `roi_heads.box_head.*`, `roi_heads.box_predictor.*`); defaults are torchvision's `FasterRCNN`.
+//!
+//! Mixed precision (`backbones::autocast`): the box head's matmuls run in the autocast dtype;
+//! head outputs and pooled features are [`widened`] back to f32 before anything else.
 pub mod ops;
 
 pub mod anchors;
@@ -26,3 +29,13 @@ pub mod matcher;
 pub mod roi_heads;
 pub mod rpn;
 pub mod sampler;
+
+/// `t` in f32 when it is in a reduced precision (bf16, f16: what autocast ops answer), else
+/// unchanged (f32 and f64 stay as they are).
+pub fn widened(t: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
+    use candle_core::DType;
+    match t.dtype() {
+        DType::BF16 | DType::F16 => t.to_dtype(DType::F32),
+        _ => Ok(t.clone()),
+    }
+}

@@ -93,12 +93,13 @@ fn run_model(args: &EvalArgs, resolved: &ResolvedWeights) -> anyhow::Result<()> 
     let limits = decode_limits(args.data.max_image_pixels)?;
     let device = parse_device(&args.device)?;
     args.precision.apply();
-    let loaded = load_detector(
+    let mut loaded = load_detector(
         resolved,
         args.backbone.as_deref(),
         args.categories.as_deref(),
         &device,
     )?;
+    loaded.model.set_autocast(args.precision.autocast());
     let dataset = open_split(&spec, Split::Val, limits)?;
     let dataset_categories = dataset.coco.category_map();
     let labels = &loaded.labels;

@@ -30,12 +30,13 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     let device = parse_device(&args.device)?;
     args.precision.apply();
     let weights = resolve_weights(args.weights.as_deref())?;
-    let loaded = load_detector(
+    let mut loaded = load_detector(
         &weights,
         args.backbone.as_deref(),
         args.categories.as_deref(),
         &device,
     )?;
+    loaded.model.set_autocast(args.precision.autocast());
     let config = loaded.model.config();
     eprintln!(
         "loaded `{}`: {} Faster R-CNN, {} classes",

@@ -6,7 +6,8 @@
 //! with the limits of the parity definition (issue 11): ops 1e-5 absolute; backbone/FPN
 //! `max|Δ| / max|ref| <= 1e-3` per level; detections the same count, labels and order, boxes
 //! 1e-2 px, scores 1e-4; training-step losses 1e-3 relative, gradients `max|Δ| / max|ref|`
-//! 1e-3 per parameter tensor. The checks compile in every build (the device is a parameter);
+//! 1e-3 per parameter tensor; the backbone under `--precision bf16` on both devices
+//! [`backbone::BF16_BACKBONE_LIMIT`]. The checks compile in every build (the device is a parameter);
 //! without CUDA there is no device to pass.
 pub mod backbone;
 pub mod compare;
@@ -46,7 +47,7 @@ pub fn quick(cuda: &Device) -> Vec<Check> {
 /// `progress` sees each group's checks as they finish.
 pub fn all(root: &Path, cuda: &Device, mut progress: impl FnMut(&[Check])) -> Vec<Check> {
     let _fp32 = Fp32::on();
-    let groups: [&dyn Fn() -> Vec<Check>; 12] = [
+    let groups: [&dyn Fn() -> Vec<Check>; 13] = [
         &|| ops::conv(cuda, false),
         &|| ops::nms(root, cuda),
         &|| ops::nms_random(cuda),
@@ -57,6 +58,7 @@ pub fn all(root: &Path, cuda: &Device, mut progress: impl FnMut(&[Check])) -> Ve
         &|| ops::boxes(root, cuda),
         &|| backbone::fixture_backbone(root, cuda),
         &|| backbone::resnext50(cuda),
+        &|| backbone::resnext50_bf16(cuda),
         &|| model::detections(root, cuda),
         &|| model::training_step(root, cuda),
     ];

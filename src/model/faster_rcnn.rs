@@ -6,7 +6,7 @@ use std::sync::Arc;
 use backbones::conv::{Conv2d, ConvConfig};
 use backbones::conv_kernel::FilterCache;
 use backbones::BackboneWithFpn;
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
 use heads::roi_heads::{Detections, RoiHeads, Target};
 use heads::rpn::{ConvFn, Rpn};
@@ -23,6 +23,8 @@ pub struct FasterRcnn {
     backbone: BackboneWithFpn,
     rpn: Rpn,
     roi_heads: RoiHeads,
+    /// Mixed precision of the forward passes (`--precision bf16`): see [`FasterRcnn::set_autocast`].
+    autocast: Option<DType>,
 }
 
 /// The four training losses (scalars), torchvision's names in the comments.
@@ -112,7 +114,20 @@ impl FasterRcnn {
                 vb.pp("roi_heads"),
             )?,
             config: config.clone(),
+            autocast: None,
         })
+    }
+
+    /// Runs every forward pass (training and inference) under [`backbones::autocast`] to
+    /// `dtype`: convolutions and the box head's matmuls in bf16, RoIAlign, decoding, NMS and
+    /// the losses in f32, the weights kept in f32 (`None`, the default: all f32).
+    pub fn set_autocast(&mut self, dtype: Option<DType>) {
+        self.autocast = dtype;
+    }
+
+    /// See [`FasterRcnn::set_autocast`].
+    pub fn autocast(&self) -> Option<DType> {
+        self.autocast
     }
 
     pub fn config(&self) -> &DetectorConfig {
@@ -141,6 +156,7 @@ impl FasterRcnn {
         original_sizes: &[(usize, usize)],
         clock: &mut StageClock,
     ) -> Result<Vec<Detections>> {
+        let _autocast = backbones::autocast::scope(self.autocast)?;
         let padded = padded_size(images)?;
         let features = self.backbone.forward(images)?; // [P2..P6], each [B, F, h, w]
         clock.lap(Stage::Backbone)?;
@@ -188,6 +204,7 @@ impl FasterRcnn {
         first_image: u64,
         clock: &mut StageClock,
     ) -> Result<Losses> {
+        let _autocast = backbones::autocast::scope(self.autocast)?;
         let padded = padded_size(images)?;
         let features = self.backbone.forward(images)?;
         clock.lap(Stage::Backbone)?;
@@ -242,6 +259,7 @@ impl FasterRcnn {
         rpn_samples: &[SampledIndices],
         roi_samples: impl FnOnce(&[Tensor]) -> Result<Vec<SampledIndices>>,
     ) -> Result<Losses> {
+        let _autocast = backbones::autocast::scope(self.autocast)?;
         let features = self.backbone.forward(images)?;
         let gt_boxes: Vec<Tensor> = targets.iter().map(|t| t.boxes.clone()).collect();
         let out = self.rpn.predict(&features, padded_size(images)?)?;

@@ -89,7 +89,8 @@ impl Run {
             Some(c) => c.model.clone().into_iter().collect(),
             None => start.weights(&options.device)?,
         };
-        let (model, params) = build_model(&detector, loaded, options.seed, &options.device)?;
+        let (mut model, params) = build_model(&detector, loaded, options.seed, &options.device)?;
+        model.set_autocast(options.precision.autocast());
         if resume.is_none() {
             start.check_start(&params)?;
         }

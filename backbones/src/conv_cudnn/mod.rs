@@ -9,12 +9,16 @@
 //! algorithm of each direction is picked once per shape and cached with its descriptors
 //! ([`plan`]); one workspace per device is reused. TF32 follows
 //! [`crate::precision::allow_tf32`] at the call (on by default, as PyTorch's
-//! `torch.backends.cudnn.allow_tf32`). Layout: NCHW in and out. f32 only.
+//! `torch.backends.cudnn.allow_tf32`). Layout: NCHW in and out. f32, or bf16 (`--precision
+//! bf16`: bf16 tensors and gradients, f32 accumulation).
 mod plan;
 
 use candle_core::backend::BackendStorage;
-use candle_core::cuda_backend::cudarc::driver::CudaView;
-use candle_core::{CpuStorage, CudaStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView};
+use candle_core::cuda_backend::CudaDevice;
+use candle_core::{CpuStorage, CudaStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use half::bf16;
+use plan::Element;
 
 pub use plan::cached_plans;
 
@@ -31,6 +35,8 @@ pub(crate) struct ConvShape {
     pub pad: usize,
     pub groups: usize,
     pub tf32: bool,
+    /// bf16 tensors (else f32).
+    pub bf16: bool,
 }
 
 impl ConvShape {
@@ -50,13 +56,29 @@ impl std::fmt::Display for ConvShape {
         let s = self;
         write!(
             f,
-            "input [{}, {}, {}, {}], weight [{}, {}, {}, {}], stride {}, padding {}, groups {}, tf32 {}",
-            s.n, s.c, s.h, s.w, s.cout, s.cg(), s.k, s.k, s.stride, s.pad, s.groups, s.tf32
+            "input [{}, {}, {}, {}], weight [{}, {}, {}, {}], stride {}, padding {}, groups {}, {}",
+            s.n,
+            s.c,
+            s.h,
+            s.w,
+            s.cout,
+            s.cg(),
+            s.k,
+            s.k,
+            s.stride,
+            s.pad,
+            s.groups,
+            match (s.bf16, s.tf32) {
+                (true, _) => "bf16",
+                (false, true) => "tf32",
+                (false, false) => "fp32",
+            }
         )
     }
 }
 
-/// `conv2d(x, weight, stride, padding, groups)` on CUDA f32 tensors through cuDNN.
+/// `conv2d(x, weight, stride, padding, groups)` on CUDA f32 or bf16 tensors (both the same)
+/// through cuDNN.
 ///
 /// # Shapes
 /// `x: [N, Cin, H, W]`, `weight: [Cout, Cin / groups, k, k]` -> `[N, Cout, Ho, Wo]`
@@ -82,6 +104,13 @@ pub fn conv2d(
             weight.dims()
         )
     }
+    let bf16 = match (x.dtype(), weight.dtype()) {
+        (DType::F32, DType::F32) => false,
+        (DType::BF16, DType::BF16) => true,
+        (a, b) => candle_core::bail!(
+            "conv2d (cuDNN): input {a:?} and weight {b:?}: both must be f32 or both bf16"
+        ),
+    };
     if h + 2 * padding < k || w + 2 * padding < k {
         candle_core::bail!(
             "conv2d (cuDNN): input {h}x{w} with padding {padding} is smaller than the {k}x{k} kernel"
@@ -98,17 +127,63 @@ pub fn conv2d(
         pad: padding,
         groups,
         tf32: crate::precision::allow_tf32(),
+        bf16,
     };
     x.contiguous()?
         .apply_op2(&weight.contiguous()?, Forward { shape })
 }
 
-/// A contiguous f32 view of a storage from its layout's start.
-fn view<'a>(s: &'a CudaStorage, l: &Layout, what: &str) -> Result<CudaView<'a, f32>> {
+/// A contiguous view of a storage from its layout's start.
+fn view<'a, T: Element>(s: &'a CudaStorage, l: &Layout, what: &str) -> Result<CudaView<'a, T>> {
     if !l.is_contiguous() {
         candle_core::bail!("conv2d (cuDNN): the {what} must be contiguous")
     }
-    Ok(s.as_cuda_slice::<f32>()?.slice(l.start_offset()..))
+    Ok(s.as_cuda_slice::<T>()?.slice(l.start_offset()..))
+}
+
+/// One of the three cuDNN calls on two input storages, in the element type of `shape`: views
+/// of both, an output of `len` zeros, `run` fills it.
+fn launch(
+    shape: &ConvShape,
+    (s1, l1, what1): (&CudaStorage, &Layout, &str),
+    (s2, l2, what2): (&CudaStorage, &Layout, &str),
+    len: usize,
+    run: Launch,
+) -> Result<CudaStorage> {
+    fn typed<T: Element>(
+        shape: &ConvShape,
+        (s1, l1, what1): (&CudaStorage, &Layout, &str),
+        (s2, l2, what2): (&CudaStorage, &Layout, &str),
+        len: usize,
+        run: Launch,
+    ) -> Result<CudaStorage> {
+        let dev = s1.device().clone();
+        let (a, b) = (view::<T>(s1, l1, what1)?, view::<T>(s2, l2, what2)?);
+        let mut out: CudaSlice<T> = dev.alloc_zeros::<T>(len)?;
+        let f: fn(&CudaDevice, &ConvShape, &CudaView<T>, &CudaView<T>, &mut CudaSlice<T>) -> _ =
+            match run {
+                Launch::Forward => plan::forward::<T>,
+                Launch::BackwardData => plan::backward_data::<T>,
+                Launch::BackwardFilter => plan::backward_filter::<T>,
+            };
+        f(&dev, shape, &a, &b, &mut out)?;
+        Ok(CudaStorage::wrap_cuda_slice(out, dev))
+    }
+    match shape.bf16 {
+        false => typed::<f32>(shape, (s1, l1, what1), (s2, l2, what2), len, run),
+        true => typed::<bf16>(shape, (s1, l1, what1), (s2, l2, what2), len, run),
+    }
+}
+
+/// Which cuDNN call [`launch`] makes (its two inputs in this order).
+#[derive(Clone, Copy)]
+enum Launch {
+    /// (x, w) -> y
+    Forward,
+    /// (w, dy) -> dx
+    BackwardData,
+    /// (x, dy) -> dw
+    BackwardFilter,
 }
 
 fn not_on_cpu(name: &str) -> Result<(CpuStorage, Shape)> {
@@ -143,12 +218,10 @@ impl CustomOp2 for Forward {
         l2: &Layout,
     ) -> Result<(CudaStorage, Shape)> {
         let s = &self.shape;
-        let dev = s1.device().clone();
-        let (x, w) = (view(s1, l1, "input")?, view(s2, l2, "weight")?);
-        let mut y = dev.alloc_zeros::<f32>(s.n * s.cout * s.ho() * s.wo())?;
-        plan::forward(&dev, s, &x, &w, &mut y)?;
-        let shape = Shape::from((s.n, s.cout, s.ho(), s.wo()));
-        Ok((CudaStorage::wrap_cuda_slice(y, dev), shape))
+        let len = s.n * s.cout * s.ho() * s.wo();
+        let (x, w) = ((s1, l1, "input"), (s2, l2, "weight"));
+        let y = launch(s, x, w, len, Launch::Forward)?;
+        Ok((y, Shape::from((s.n, s.cout, s.ho(), s.wo()))))
     }
 
     /// dW only when the weight needs it, dX only when the input needs it.
@@ -200,12 +273,9 @@ impl CustomOp2 for BackwardData {
         l2: &Layout,
     ) -> Result<(CudaStorage, Shape)> {
         let s = &self.shape;
-        let dev = s1.device().clone();
-        let (dy, w) = (view(s1, l1, "output gradient")?, view(s2, l2, "weight")?);
-        let mut dx = dev.alloc_zeros::<f32>(s.n * s.c * s.h * s.w)?;
-        plan::backward_data(&dev, s, &w, &dy, &mut dx)?;
-        let shape = Shape::from((s.n, s.c, s.h, s.w));
-        Ok((CudaStorage::wrap_cuda_slice(dx, dev), shape))
+        let (dy, w) = ((s1, l1, "output gradient"), (s2, l2, "weight"));
+        let dx = launch(s, w, dy, s.n * s.c * s.h * s.w, Launch::BackwardData)?;
+        Ok((dx, Shape::from((s.n, s.c, s.h, s.w))))
     }
 }
 
@@ -237,11 +307,14 @@ impl CustomOp2 for BackwardFilter {
         l2: &Layout,
     ) -> Result<(CudaStorage, Shape)> {
         let s = &self.shape;
-        let dev = s1.device().clone();
-        let (x, dy) = (view(s1, l1, "input")?, view(s2, l2, "output gradient")?);
-        let mut dw = dev.alloc_zeros::<f32>(s.cout * s.cg() * s.k * s.k)?;
-        plan::backward_filter(&dev, s, &x, &dy, &mut dw)?;
-        let shape = Shape::from((s.cout, s.cg(), s.k, s.k));
-        Ok((CudaStorage::wrap_cuda_slice(dw, dev), shape))
+        let (x, dy) = ((s1, l1, "input"), (s2, l2, "output gradient"));
+        let dw = launch(
+            s,
+            x,
+            dy,
+            s.cout * s.cg() * s.k * s.k,
+            Launch::BackwardFilter,
+        )?;
+        Ok((dw, Shape::from((s.cout, s.cg(), s.k, s.k))))
     }
 }

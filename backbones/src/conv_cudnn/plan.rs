@@ -5,17 +5,21 @@
 //! candle's one stream per device, so calls never overlap).
 //!
 //! Thread-local because a cuDNN handle is neither `Send` nor `Sync` (candle does the same).
+//!
+//! Two element types ([`Element`]): f32, and bf16 (`--precision bf16`: bf16 tensors, f32
+//! accumulation, tensor-core math), each with its own plans.
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use candle_core::cuda_backend::cudarc::cudnn::{
-    sys, ConvBackwardData, ConvBackwardFilter, ConvDescriptor, ConvForward, Cudnn, CudnnError,
-    FilterDescriptor, TensorDescriptor,
+    sys, ConvBackwardData, ConvBackwardFilter, ConvDescriptor, ConvForward, Cudnn, CudnnDataType,
+    CudnnError, FilterDescriptor, TensorDescriptor,
 };
-use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView};
-use candle_core::cuda_backend::{CudaDevice, DeviceId};
+use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, DeviceRepr, ValidAsZeroBits};
+use candle_core::cuda_backend::{CudaDType, CudaDevice, DeviceId};
 use candle_core::Result;
+use half::bf16;
 
 use super::ConvShape;
 
@@ -23,12 +27,13 @@ type FwdAlgo = sys::cudnnConvolutionFwdAlgo_t;
 type BwdDataAlgo = sys::cudnnConvolutionBwdDataAlgo_t;
 type BwdFilterAlgo = sys::cudnnConvolutionBwdFilterAlgo_t;
 
-/// Descriptors of one shape and the algorithms picked for it (each on first use).
-struct Plan {
+/// Descriptors of one shape and the algorithms picked for it (each on first use). The
+/// convolution computes in f32 whatever the element type `T` of the tensors.
+pub(super) struct Plan<T: CudnnDataType> {
     conv: ConvDescriptor<f32>,
-    x: TensorDescriptor<f32>,
-    w: FilterDescriptor<f32>,
-    y: TensorDescriptor<f32>,
+    x: TensorDescriptor<T>,
+    w: FilterDescriptor<T>,
+    y: TensorDescriptor<T>,
     fwd: Option<(FwdAlgo, usize)>,
     bwd_data: Option<(BwdDataAlgo, usize)>,
     bwd_filter: Option<(BwdFilterAlgo, usize)>,
@@ -36,8 +41,53 @@ struct Plan {
 
 struct State {
     cudnn: Arc<Cudnn>,
-    plans: HashMap<ConvShape, Plan>,
+    plans: Plans,
     workspace: Option<CudaSlice<u8>>,
+}
+
+/// The plans of each element type.
+#[derive(Default)]
+pub(super) struct Plans {
+    f32: HashMap<ConvShape, Plan<f32>>,
+    bf16: HashMap<ConvShape, Plan<bf16>>,
+}
+
+/// An element type the cuDNN convolution runs on.
+pub(super) trait Element:
+    CudnnDataType + CudaDType + DeviceRepr + ValidAsZeroBits + Copy + 'static
+{
+    const ONE: Self;
+    const ZERO: Self;
+    /// Tensor-core math (always for bf16, as PyTorch; for f32 only when TF32 is allowed).
+    fn math(tf32: bool) -> sys::cudnnMathType_t;
+    fn plans(plans: &mut Plans) -> &mut HashMap<ConvShape, Plan<Self>>;
+}
+
+impl Element for f32 {
+    const ONE: Self = 1.0;
+    const ZERO: Self = 0.0;
+    // As PyTorch: TF32 allowed -> the default math (cuDNN may use TF32 tensor cores for f32);
+    // not allowed -> FMA only (full f32 products and sums).
+    fn math(tf32: bool) -> sys::cudnnMathType_t {
+        match tf32 {
+            true => sys::cudnnMathType_t::CUDNN_DEFAULT_MATH,
+            false => sys::cudnnMathType_t::CUDNN_FMA_MATH,
+        }
+    }
+    fn plans(plans: &mut Plans) -> &mut HashMap<ConvShape, Plan<Self>> {
+        &mut plans.f32
+    }
+}
+
+impl Element for bf16 {
+    const ONE: Self = bf16::ONE;
+    const ZERO: Self = bf16::ZERO;
+    fn math(_tf32: bool) -> sys::cudnnMathType_t {
+        sys::cudnnMathType_t::CUDNN_TENSOR_OP_MATH
+    }
+    fn plans(plans: &mut Plans) -> &mut HashMap<ConvShape, Plan<Self>> {
+        &mut plans.bf16
+    }
 }
 
 thread_local! {
@@ -49,7 +99,10 @@ pub(super) fn err(step: &str, s: &ConvShape, e: impl std::fmt::Debug) -> candle_
     candle_core::Error::Msg(format!("cuDNN convolution {step} ({s}): {e:?}"))
 }
 
-fn new_plan(cudnn: &Arc<Cudnn>, s: &ConvShape) -> std::result::Result<Plan, CudnnError> {
+fn new_plan<T: Element>(
+    cudnn: &Arc<Cudnn>,
+    s: &ConvShape,
+) -> std::result::Result<Plan<T>, CudnnError> {
     use sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW as NCHW;
     let i = |v: usize| v as i32;
     let (p, st) = (i(s.pad), i(s.stride));
@@ -61,15 +114,10 @@ fn new_plan(cudnn: &Arc<Cudnn>, s: &ConvShape) -> std::result::Result<Plan, Cudn
     )?;
     // All groups in one call: the group count lives on the descriptor.
     conv.set_group_count(i(s.groups))?;
-    // As PyTorch: TF32 allowed -> the default math (cuDNN may use TF32 tensor cores for f32);
-    // not allowed -> FMA only (full f32 products and sums).
-    conv.set_math_type(match s.tf32 {
-        true => sys::cudnnMathType_t::CUDNN_DEFAULT_MATH,
-        false => sys::cudnnMathType_t::CUDNN_FMA_MATH,
-    })?;
-    let x = cudnn.create_4d_tensor::<f32>(NCHW, [i(s.n), i(s.c), i(s.h), i(s.w)])?;
-    let w = cudnn.create_4d_filter::<f32>(NCHW, [i(s.cout), i(s.cg()), i(s.k), i(s.k)])?;
-    let y = cudnn.create_4d_tensor::<f32>(NCHW, [i(s.n), i(s.cout), i(s.ho()), i(s.wo())])?;
+    conv.set_math_type(T::math(s.tf32))?;
+    let x = cudnn.create_4d_tensor::<T>(NCHW, [i(s.n), i(s.c), i(s.h), i(s.w)])?;
+    let w = cudnn.create_4d_filter::<T>(NCHW, [i(s.cout), i(s.cg()), i(s.k), i(s.k)])?;
+    let y = cudnn.create_4d_tensor::<T>(NCHW, [i(s.n), i(s.cout), i(s.ho()), i(s.wo())])?;
     Ok(Plan {
         conv,
         x,
@@ -82,10 +130,10 @@ fn new_plan(cudnn: &Arc<Cudnn>, s: &ConvShape) -> std::result::Result<Plan, Cudn
 }
 
 /// Runs `f` with the plan of `s` on `dev` and the device's workspace buffer.
-fn with_plan<R>(
+fn with_plan<T: Element, R>(
     dev: &CudaDevice,
     s: &ConvShape,
-    f: impl FnOnce(&mut Plan, &mut Option<CudaSlice<u8>>) -> Result<R>,
+    f: impl FnOnce(&mut Plan<T>, &mut Option<CudaSlice<u8>>) -> Result<R>,
 ) -> Result<R> {
     STATE.with(|state| {
         let mut state = state.borrow_mut();
@@ -95,7 +143,7 @@ fn with_plan<R>(
                 let cudnn = Cudnn::new(dev.cuda_stream()).map_err(|e| err("handle", s, e))?;
                 e.insert(State {
                     cudnn,
-                    plans: HashMap::new(),
+                    plans: Plans::default(),
                     workspace: None,
                 })
             }
@@ -105,7 +153,7 @@ fn with_plan<R>(
             plans,
             workspace,
         } = state;
-        let plan = match plans.entry(*s) {
+        let plan = match T::plans(plans).entry(*s) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(new_plan(cudnn, s).map_err(|e| err("descriptors", s, e))?)
@@ -132,12 +180,12 @@ fn workspace<'a>(
 }
 
 /// `y = conv(x, w)`.
-pub(super) fn forward(
+pub(super) fn forward<T: Element>(
     dev: &CudaDevice,
     s: &ConvShape,
-    x: &CudaView<f32>,
-    w: &CudaView<f32>,
-    y: &mut CudaSlice<f32>,
+    x: &CudaView<T>,
+    w: &CudaView<T>,
+    y: &mut CudaSlice<T>,
 ) -> Result<()> {
     with_plan(dev, s, |plan, ws| {
         if plan.fwd.is_none() {
@@ -163,19 +211,19 @@ pub(super) fn forward(
             w: &plan.w,
             y: &plan.y,
         };
-        // Safety: x, w and y are contiguous f32 buffers of the descriptors' shapes (checked
+        // Safety: x, w and y are contiguous `T` buffers of the descriptors' shapes (checked
         // by the caller).
-        unsafe { op.launch(algo, ws, (1.0, 0.0), x, w, y) }.map_err(|e| err("forward", s, e))
+        unsafe { op.launch(algo, ws, (T::ONE, T::ZERO), x, w, y) }.map_err(|e| err("forward", s, e))
     })
 }
 
 /// `dx = conv_backward_data(w, dy)`.
-pub(super) fn backward_data(
+pub(super) fn backward_data<T: Element>(
     dev: &CudaDevice,
     s: &ConvShape,
-    w: &CudaView<f32>,
-    dy: &CudaView<f32>,
-    dx: &mut CudaSlice<f32>,
+    w: &CudaView<T>,
+    dy: &CudaView<T>,
+    dx: &mut CudaSlice<T>,
 ) -> Result<()> {
     with_plan(dev, s, |plan, ws| {
         if plan.bwd_data.is_none() {
@@ -202,18 +250,18 @@ pub(super) fn backward_data(
             dy: &plan.y,
         };
         // Safety: as in `forward`.
-        unsafe { op.launch(algo, ws, (1.0, 0.0), dx, w, dy) }
+        unsafe { op.launch(algo, ws, (T::ONE, T::ZERO), dx, w, dy) }
             .map_err(|e| err("backward data", s, e))
     })
 }
 
 /// `dw = conv_backward_filter(x, dy)`.
-pub(super) fn backward_filter(
+pub(super) fn backward_filter<T: Element>(
     dev: &CudaDevice,
     s: &ConvShape,
-    x: &CudaView<f32>,
-    dy: &CudaView<f32>,
-    dw: &mut CudaSlice<f32>,
+    x: &CudaView<T>,
+    dy: &CudaView<T>,
+    dw: &mut CudaSlice<T>,
 ) -> Result<()> {
     with_plan(dev, s, |plan, ws| {
         if plan.bwd_filter.is_none() {
@@ -240,12 +288,17 @@ pub(super) fn backward_filter(
             dy: &plan.y,
         };
         // Safety: as in `forward`.
-        unsafe { op.launch(algo, ws, (1.0, 0.0), x, dw, dy) }
+        unsafe { op.launch(algo, ws, (T::ONE, T::ZERO), x, dw, dy) }
             .map_err(|e| err("backward filter", s, e))
     })
 }
 
 /// How many shapes have a plan on this thread (all devices): for tests and `detect doctor`.
 pub fn cached_plans() -> usize {
-    STATE.with(|s| s.borrow().values().map(|st| st.plans.len()).sum())
+    STATE.with(|s| {
+        let s = s.borrow();
+        s.values()
+            .map(|st| st.plans.f32.len() + st.plans.bf16.len())
+            .sum()
+    })
 }

@@ -1,7 +1,8 @@
 //! The box head on pooled RoI features (torchvision's `TwoMLPHead`) and the class / box
 //! predictor on top of it (`FastRCNNPredictor`).
 
-use candle_core::{Module, Result, Tensor};
+use backbones::autocast;
+use candle_core::{Result, Tensor};
 use candle_nn::{Init, Linear, VarBuilder};
 
 /// `nn.Linear` with torchvision's default init: weight and bias U(-1/sqrt(in), 1/sqrt(in)).
@@ -36,8 +37,8 @@ impl TwoMlpHead {
     /// - `x`: `[K, C, oh, ow]`; returns `[K, representation_size]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.flatten_from(1)?; // [K, C*oh*ow]
-        let x = self.fc6.forward(&x)?.relu()?;
-        self.fc7.forward(&x)?.relu()
+        let x = forward(&self.fc6, &x)?.relu()?;
+        forward(&self.fc7, &x)?.relu()
     }
 }
 
@@ -69,6 +70,15 @@ impl FastRcnnPredictor {
     ///   deltas [K, 4 * num_classes])`.
     pub fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let x = x.flatten_from(1)?;
-        Ok((self.cls_score.forward(&x)?, self.bbox_pred.forward(&x)?))
+        // In f32 for the losses and the decoding, whatever the autocast precision.
+        Ok((
+            crate::widened(&forward(&self.cls_score, &x)?)?,
+            crate::widened(&forward(&self.bbox_pred, &x)?)?,
+        ))
     }
+}
+
+/// `linear.forward(x)` under the thread's autocast ([`autocast::linear`]).
+fn forward(linear: &Linear, x: &Tensor) -> Result<Tensor> {
+    autocast::linear(x, linear.weight(), linear.bias())
 }

@@ -168,9 +168,12 @@ impl RoiHeads {
                 features.len()
             );
         }
-        let pooled = self
-            .box_roi_pool
-            .forward(&features[..levels], boxes, image_sizes)?; // [K, C, 7, 7]
+        // RoIAlign in f32 (as torchvision's autocast) whatever the features' precision.
+        let features = features[..levels]
+            .iter()
+            .map(crate::widened)
+            .collect::<Result<Vec<_>>>()?;
+        let pooled = self.box_roi_pool.forward(&features, boxes, image_sizes)?; // [K, C, 7, 7]
         let x = self.box_head.forward(&pooled)?; // [K, R]
         self.box_predictor.forward(&x)
     }

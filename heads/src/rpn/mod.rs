@@ -193,10 +193,12 @@ impl Rpn {
         let anchors = self
             .anchor_generator
             .forward(padded_size, &feature_sizes, &device)?;
+        // Under mixed precision the head's convs answer in bf16; decoding, top-k and the losses
+        // run in f32, as torchvision's autocast does.
         Ok(RpnOutput {
-            objectness: Tensor::cat(&objectness, 1)?, // [B, A_total]
-            deltas: Tensor::cat(&deltas, 1)?,         // [B, A_total, 4]
-            anchors: Tensor::cat(&anchors, 0)?,       // [A_total, 4]
+            objectness: crate::widened(&Tensor::cat(&objectness, 1)?)?, // [B, A_total]
+            deltas: crate::widened(&Tensor::cat(&deltas, 1)?)?,         // [B, A_total, 4]
+            anchors: Tensor::cat(&anchors, 0)?,                         // [A_total, 4]
             num_anchors_per_level,
         })
     }

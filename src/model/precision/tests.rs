@@ -21,7 +21,12 @@ fn precision_parses_on_train_eval_and_predict_with_tf32_by_default() {
     let predict = ["predict", "a.jpg"];
     for command in [&train[..], &eval[..], &predict[..]] {
         assert_eq!(parsed(command).unwrap(), Precision::Tf32, "{command:?}");
-        for (value, expected) in [("fp32", Precision::Fp32), ("tf32", Precision::Tf32)] {
+        let values = [
+            ("fp32", Precision::Fp32),
+            ("tf32", Precision::Tf32),
+            ("bf16", Precision::Bf16),
+        ];
+        for (value, expected) in values {
             let args: Vec<&str> = command
                 .iter()
                 .copied()
@@ -35,7 +40,10 @@ fn precision_parses_on_train_eval_and_predict_with_tf32_by_default() {
             .chain(["--precision", "fp16"])
             .collect();
         let err = parsed(&args).unwrap_err().to_string();
-        assert!(err.contains("fp16") && err.contains("fp32, tf32"), "{err}");
+        assert!(
+            err.contains("fp16") && err.contains("fp32, tf32, bf16"),
+            "{err}"
+        );
     }
 }
 
@@ -64,11 +72,24 @@ fn apply_sets_the_tf32_switch_of_cuda_convolutions() {
     assert!(!backbones::conv::allow_tf32());
     Precision::Tf32.apply();
     assert!(backbones::conv::allow_tf32());
+    Precision::Fp32.apply();
+    Precision::Bf16.apply();
+    assert!(
+        backbones::conv::allow_tf32(),
+        "PyTorch's default outside autocast"
+    );
+}
+
+#[test]
+fn only_bf16_autocasts_the_model() {
+    assert_eq!(Precision::Bf16.autocast(), Some(candle_core::DType::BF16));
+    assert_eq!(Precision::Fp32.autocast(), None);
+    assert_eq!(Precision::Tf32.autocast(), None);
 }
 
 #[test]
 fn precision_is_spelled_the_same_in_config_json_and_on_the_command_line() {
-    for p in [Precision::Fp32, Precision::Tf32] {
+    for p in [Precision::Fp32, Precision::Tf32, Precision::Bf16] {
         assert_eq!(serde_json::to_value(p).unwrap(), p.name());
         let on_cli = clap::ValueEnum::to_possible_value(&p).unwrap();
         assert_eq!(on_cli.get_name(), p.name());
