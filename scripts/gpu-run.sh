@@ -3,10 +3,12 @@
 # wheels that torch ships, no cargo, no network), from a copy of the tree that holds the
 # bundle made here by scripts/gpu-build.sh:
 #
-#   scripts/gpu-run.sh gpu-bundle        # writes gpu-bundle/gpu-report.md (+ one log per step)
+#   scripts/gpu-run.sh gpu-bundle         # checks: writes gpu-bundle/gpu-report.md (+ logs)
+#   scripts/gpu-run.sh gpu-bundle bench   # the benchmarks (step 7) instead of steps 3-6
+#   scripts/gpu-run.sh gpu-bundle all     # both (about 13 min: more than one session's GPU time)
 #
-# Steps (at most 45 + 120 + 150 + 30 + 100 s = 7 min 25 s, under the 8 minutes the GPU check
-# may take: each step has its own time limit):
+# Steps (checks: at most 45 + 120 + 150 + 30 + 100 s = 7 min 25 s, under the 8 minutes the GPU
+# check may take; bench: at most 6 min; each step has its own time limit):
 #   1. no GPU -> stop at once ("no GPU"), exit 2;
 #   2. LD_LIBRARY_PATH += the nvidia/*/lib folders of python3's site-packages (cuDNN, cuBLAS,
 #      cuRAND, NVRTC, ...; the driver's libcuda stays the system's); any library the binary
@@ -19,7 +21,13 @@
 #      cuda` run's within 1e-3 relative (both --precision fp32: cuDNN's atomic backward
 #      algorithms and candle's scatter-adds are not bitwise deterministic, so two identical
 #      GPU runs differ in the last bits and drift apart a little over 20 steps; 1e-3 is the
-#      training-loss parity limit above).
+#      training-loss parity limit above);
+#   7. (bench) scripts/gpu_bench.py: ours (`detect bench`) against torchvision's CUDA model, same
+#      weights, X101-32x4d-FPN 800x1333: inference latency (batch 1) and images/s (batch 8),
+#      training s/iter (batch 2 and 8; median of 20 after 5 warm-up steps), each side's peak
+#      GPU memory through NVML, in tf32 and bf16; one row per benchmark (PASS when ours <= 1.0x
+#      torchvision in time and memory), plus our per-stage profile of the slowest row. The rows
+#      left when 6 minutes are up are reported as not run.
 # Exit status: 0 when every row is PASS, 1 otherwise, 2 without a GPU or bundle.
 # DETECT_PYTHON selects the interpreter (default python3). If $OUT names a folder (the device
 # tool's output folder), the report and logs are copied there too.
@@ -30,7 +38,9 @@ die() {
   exit 2
 }
 
-[[ $# -eq 1 ]] || die "usage: scripts/gpu-run.sh DIR (DIR: the folder scripts/gpu-build.sh made, e.g. gpu-bundle)"
+[[ $# -eq 1 || $# -eq 2 ]] || die "usage: scripts/gpu-run.sh DIR [checks|bench|all] (DIR: the folder scripts/gpu-build.sh made, e.g. gpu-bundle)"
+STEPS=${2:-checks}
+[[ $STEPS == checks || $STEPS == bench || $STEPS == all ]] || die "unknown steps '$STEPS': checks, bench or all"
 
 # 1. A GPU, or stop now (before anything else).
 if ! command -v nvidia-smi >/dev/null 2>&1; then
@@ -84,7 +94,7 @@ write_report() {
   } >"$REPORT"
   echo "report: $REPORT"
   if [[ -n "${OUT:-}" && -d "${OUT:-}" ]]; then
-    cp "$REPORT" "$DIR"/*.log "$OUT"/ 2>/dev/null
+    cp "$REPORT" "$DIR"/*.log "$DIR"/*.tsv "$DIR"/*.jsonl "$OUT"/ 2>/dev/null
   fi
 }
 trap write_report EXIT
@@ -130,6 +140,7 @@ if command -v ldd >/dev/null 2>&1; then
   row "shared libraries of detect" PASS "all found" "all found"
 fi
 
+if [[ $STEPS != bench ]]; then
 # 3. detect doctor.
 timeout 45 "$BIN" doctor 2>&1 | tee "$DIR/doctor.log"
 rc=${PIPESTATUS[0]}
@@ -209,6 +220,21 @@ PYEOF
     row "data-parallel --gpus 1 (NCCL), 20 iterations" PASS "$secs s, loss rel. diff $worst" "losses within 1e-3 of --device cuda"
   else
     row "data-parallel --gpus 1 (NCCL), 20 iterations" FAIL "$secs s, $worst" "losses within 1e-3 of --device cuda"
+  fi
+fi
+fi # steps 3-6
+
+# 7. The benchmarks: one TSV line per row (name, PASS/FAIL, measured, limit).
+if [[ $STEPS != checks ]]; then
+  rm -f "$DIR/bench.tsv"
+  timeout 370 "$PY" scripts/gpu_bench.py "$BIN" "$DIR" --python "$PY" --timeout 75 --budget 360 2>&1 | tee "$DIR/bench-summary.log"
+  rc=${PIPESTATUS[0]}
+  if [[ -s "$DIR/bench.tsv" ]]; then
+    while IFS=$'\t' read -r name result measured limit; do
+      row "$name" "$result" "$measured" "$limit"
+    done <"$DIR/bench.tsv"
+  else
+    row "benchmarks (scripts/gpu_bench.py)" FAIL "exit $rc, no bench.tsv (see bench-summary.log)" "a row per benchmark"
   fi
 fi
 

@@ -67,6 +67,9 @@ pub enum Command {
     /// Every CUDA-against-CPU parity check (for scripts/gpu-run.sh on the GPU machine).
     #[command(hide = true)]
     Parity(ParityArgs),
+    /// Times our side of a benchmark (for scripts/gpu-bench.sh): one JSON line.
+    #[command(hide = true)]
+    Bench(BenchArgs),
 }
 
 /// Where a dataset comes from: a named dataset, a COCO annotation file + image folder, Pascal VOC
@@ -343,6 +346,48 @@ pub struct ExportArgs {
     /// With --random-init: the seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+/// What `detect bench` times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchTask {
+    /// Inference (`detect predict`'s model path) on a batch of noise images.
+    Predict,
+    /// Training steps: forward with the four losses, backward, SGD (momentum 0.9, weight
+    /// decay 1e-4), the total loss read once per step.
+    Train,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[arg(long, value_enum)]
+    pub task: BenchTask,
+    #[arg(long, default_value = "resnext101_32x4d")]
+    pub backbone: String,
+    /// Images per batch.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 800)]
+    pub height: usize,
+    #[arg(long, default_value_t = 1333)]
+    pub width: usize,
+    /// Untimed iterations first.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// Timed iterations.
+    #[arg(long, default_value_t = 20)]
+    pub iters: usize,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(long, value_enum, default_value_t = Precision::Tf32)]
+    pub precision: Precision,
+    /// Write the (random, seed 0) weights to this `.safetensors` file under torchvision's
+    /// names, for the reference side to load.
+    #[arg(long)]
+    pub weights_out: Option<PathBuf>,
+    /// One more iteration after the timed ones, profiled per stage (as `--profile`).
+    #[arg(long)]
+    pub profile: bool,
 }
 
 #[derive(Debug, Args)]

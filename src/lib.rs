@@ -49,5 +49,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => commands::export::run(args),
         Command::Doctor => commands::doctor::run(),
         Command::Parity(args) => commands::parity::run(&args.root, args.tsv.as_ref()),
+        Command::Bench(args) => commands::bench::run(&args),
     }
 }

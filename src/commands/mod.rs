@@ -1,6 +1,7 @@
 //! One file per subcommand; each turns its raw arguments into typed options once and calls into
 //! the model, weights, training and output modules. The helpers below are shared by several
 //! commands: the device, the dataset named on the command line, and opening one of its splits.
+pub mod bench;
 pub mod convert;
 pub mod doctor;
 pub mod eval;
