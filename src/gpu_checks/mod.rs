@@ -47,7 +47,8 @@ pub fn quick(cuda: &Device) -> Vec<Check> {
 /// `progress` sees each group's checks as they finish.
 pub fn all(root: &Path, cuda: &Device, mut progress: impl FnMut(&[Check])) -> Vec<Check> {
     let _fp32 = Fp32::on();
-    let groups: [&dyn Fn() -> Vec<Check>; 13] = [
+    let groups: [&dyn Fn() -> Vec<Check>; 14] = [
+        &|| ops::upload_round_trip(cuda),
         &|| ops::conv(cuda, false),
         &|| ops::nms(root, cuda),
         &|| ops::nms_random(cuda),

@@ -438,3 +438,35 @@ pub fn boxes(root: &Path, cuda: &Device) -> Vec<Check> {
         Err(e) => vec![Check::failed("box ops", &e)],
     }
 }
+
+/// Image-sized uploads (`transfer::to_device`, through pinned memory on CUDA) come back equal to
+/// what was sent: three batches, the third larger (the staging buffers grow), each used on the
+/// device right away (a sum, so the compute stream reads what the copy stream wrote).
+pub fn upload_round_trip(cuda: &Device) -> Vec<Check> {
+    let mut rng = Rng::new(13);
+    [(2, 3, 256, 256), (2, 3, 256, 256), (4, 3, 320, 352)]
+        .iter()
+        .enumerate()
+        .map(|(i, &shape)| {
+            let name = format!("upload batch {i} {shape:?} (pinned on CUDA)");
+            let mut run = || -> Result<(bool, f64, f64)> {
+                let (n, c, h, w) = shape;
+                let host = rng.tensor(&[n, c, h, w], -2.0, 2.0)?;
+                let up = heads::ops::transfer::to_device(&host, cuda)?;
+                let sum_dev = up.sum_all()?.to_device(&Device::Cpu)?.to_scalar::<f32>()? as f64;
+                let sum_host = host.sum_all()?.to_scalar::<f32>()? as f64;
+                let back = up.to_device(&Device::Cpu)?;
+                let equal = back.eq(&host)?.min_all()?.to_scalar::<u8>()? == 1;
+                Ok((equal, sum_dev, sum_host))
+            };
+            match run() {
+                Ok((equal, a, b)) => Check::exact(
+                    name,
+                    equal && (a - b).abs() <= 1e-3 * b.abs().max(1.0),
+                    format!("values equal: {equal}; sums {a:.4} vs {b:.4}"),
+                ),
+                Err(e) => Check::failed(name, &e),
+            }
+        })
+        .collect()
+}

@@ -41,6 +41,7 @@ fn measures_see_a_planted_difference() {
 #[test]
 fn op_checks_run_and_agree_cpu_against_cpu() {
     let checks: Vec<Check> = [
+        ops::upload_round_trip(&Device::Cpu),
         ops::conv(&Device::Cpu, false),
         ops::nms(root(), &Device::Cpu),
         ops::nms_random(&Device::Cpu),
@@ -51,11 +52,11 @@ fn op_checks_run_and_agree_cpu_against_cpu() {
         ops::boxes(root(), &Device::Cpu),
     ]
     .concat();
-    // 6 conv shapes x 3; 10 + 4 NMS fixture cases, 2 random; 1 nonzero + 2 top_k; 2 x (8
-    // RoIAlign cases + 1 random); 2 MultiScale; 1 box row.
+    // 3 uploads; 6 conv shapes x 3; 10 + 4 NMS fixture cases, 2 random; 1 nonzero + 2 top_k;
+    // 2 x (8 RoIAlign cases + 1 random); 2 MultiScale; 1 box row.
     assert_eq!(
         checks.len(),
-        18 + 14 + 2 + 3 + 16 + 2 + 2 + 1,
+        3 + 18 + 14 + 2 + 3 + 16 + 2 + 2 + 1,
         "{checks:#?}"
     );
     for c in &checks {

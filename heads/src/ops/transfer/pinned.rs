@@ -13,9 +13,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use candle_core::op::BackpropOp;
 use candle_core::cuda_backend::cudarc::driver::{CudaEvent, CudaStream, PinnedHostSlice};
 use candle_core::cuda_backend::{CudaDevice, DeviceId};
+use candle_core::op::BackpropOp;
 use candle_core::{CpuStorage, CudaStorage, DType, Result, Storage, Tensor};
 
 /// Tensors smaller than this go through candle's ordinary upload (a pinned copy is not worth
@@ -57,7 +57,10 @@ pub(super) fn upload(t: &Tensor, dev: &CudaDevice) -> Result<Tensor> {
     let n = t.elem_count();
     let (storage, layout) = t.storage_and_layout();
     let Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
-        candle_core::bail!("pinned upload: expected a CPU f32 tensor, got {:?}", t.dtype())
+        candle_core::bail!(
+            "pinned upload: expected a CPU f32 tensor, got {:?}",
+            t.dtype()
+        )
     };
     let host = &data[layout.start_offset()..layout.start_offset() + n];
     let slice = UPLOADERS.with(|u| -> Result<_> {
