@@ -33,22 +33,29 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/cuda-release}
 
 t0=$(date +%s)
 cargo build --release --features cuda --bin detect || die "cargo build --release --features cuda failed"
+# The ops benchmark of gpu-run.sh's bench step (examples/bench_ops.rs on the GPU).
+cargo build --release --features cuda --example bench_ops || die "cargo build --release --features cuda --example bench_ops failed"
 echo "build: $(($(date +%s) - t0)) s"
 
 rm -rf "$DIR"
 mkdir -p "$DIR"
-cp "$CARGO_TARGET_DIR/release/detect" "$DIR/detect.raw"
-strip "$DIR/detect.raw" || die "strip failed"
-echo "stripped binary: $(du -b "$DIR/detect.raw" | awk '{printf "%.1f MiB", $1 / 1048576}')"
-echo "libraries it needs there (from the driver and python3's nvidia wheels):"
-readelf -d "$DIR/detect.raw" | awk '/NEEDED/ {print "  " $NF}' | tr -d '[]'
-if command -v xz >/dev/null; then
-  xz -T2 -6 -c "$DIR/detect.raw" >"$DIR/detect.xz" || die "xz failed"
-else
-  "${DETECT_PYTHON:-python3}" -c 'import lzma, sys; open(sys.argv[2], "wb").write(lzma.compress(open(sys.argv[1], "rb").read(), preset=6))' \
-    "$DIR/detect.raw" "$DIR/detect.xz" || die "compressing with python3's lzma failed"
-fi
-rm "$DIR/detect.raw"
+# pack NAME PATH: stripped and xz-compressed into $DIR/NAME.xz
+pack() {
+  cp "$2" "$DIR/$1.raw"
+  strip "$DIR/$1.raw" || die "strip failed"
+  echo "stripped $1: $(du -b "$DIR/$1.raw" | awk '{printf "%.1f MiB", $1 / 1048576}')"
+  if command -v xz >/dev/null; then
+    xz -T2 -6 -c "$DIR/$1.raw" >"$DIR/$1.xz" || die "xz failed"
+  else
+    "${DETECT_PYTHON:-python3}" -c 'import lzma, sys; open(sys.argv[2], "wb").write(lzma.compress(open(sys.argv[1], "rb").read(), preset=6))' \
+      "$DIR/$1.raw" "$DIR/$1.xz" || die "compressing with python3's lzma failed"
+  fi
+  rm "$DIR/$1.raw"
+}
+echo "libraries detect needs there (from the driver and python3's nvidia wheels):"
+readelf -d "$CARGO_TARGET_DIR/release/detect" | awk '/NEEDED/ {print "  " $NF}' | tr -d '[]'
+pack detect "$CARGO_TARGET_DIR/release/detect"
+pack bench_ops "$CARGO_TARGET_DIR/release/examples/bench_ops"
 {
   echo "built: $(date -u '+%Y-%m-%d %H:%M UTC') on $(uname -m), glibc $(ldd --version | head -1 | awk '{print $NF}')"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"

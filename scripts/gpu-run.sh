@@ -26,8 +26,9 @@
 #      weights, X101-32x4d-FPN 800x1333: inference latency (batch 1) and images/s (batch 8),
 #      training s/iter (batch 2 and 8; median of 20 after 5 warm-up steps), each side's peak
 #      GPU memory through NVML, in tf32 and bf16; one row per benchmark (PASS when ours <= 1.0x
-#      torchvision in time and memory), plus our per-stage profile of the slowest row. The rows
-#      left when 6 minutes are up are reported as not run.
+#      torchvision in time and memory), plus our per-stage profile of the slowest row; then
+#      the ops at bench_ops sizes (examples/bench_ops.rs built for CUDA, 5 interleaved pairs per
+#      op, one row each). The rows left when 6 minutes are up are reported as not run.
 # Exit status: 0 when every row is PASS, 1 otherwise, 2 without a GPU or bundle.
 # DETECT_PYTHON selects the interpreter (default python3). If $OUT names a folder (the device
 # tool's output folder), the report and logs are copied there too.
@@ -64,6 +65,16 @@ if [[ -f "$DIR/detect.xz" && ( ! -f "$BIN" || "$DIR/detect.xz" -nt "$BIN" ) ]]; 
       "$DIR/detect.xz" "$BIN.tmp" || die "could not decompress $DIR/detect.xz with python3's lzma"
   fi
   mv "$BIN.tmp" "$BIN" && chmod +x "$BIN"
+fi
+# The ops benchmark binary (bench step), shipped the same way.
+if [[ -f "$DIR/bench_ops.xz" && ( ! -f "$DIR/bench_ops" || "$DIR/bench_ops.xz" -nt "$DIR/bench_ops" ) ]]; then
+  if command -v xz >/dev/null 2>&1; then
+    xz -dc "$DIR/bench_ops.xz" >"$DIR/bench_ops.tmp" && mv "$DIR/bench_ops.tmp" "$DIR/bench_ops"
+  else
+    "${DETECT_PYTHON:-python3}" -c 'import lzma, sys; open(sys.argv[2], "wb").write(lzma.decompress(open(sys.argv[1], "rb").read()))' \
+      "$DIR/bench_ops.xz" "$DIR/bench_ops.tmp" && mv "$DIR/bench_ops.tmp" "$DIR/bench_ops"
+  fi
+  chmod +x "$DIR/bench_ops" 2>/dev/null
 fi
 # A copy may have lost the executable bit.
 if [[ -f "$BIN" && ! -x "$BIN" ]]; then chmod +x "$BIN" 2>/dev/null; fi
@@ -227,7 +238,7 @@ fi # steps 3-6
 # 7. The benchmarks: one TSV line per row (name, PASS/FAIL, measured, limit).
 if [[ $STEPS != checks ]]; then
   rm -f "$DIR/bench.tsv"
-  timeout 370 "$PY" scripts/gpu_bench.py "$BIN" "$DIR" --python "$PY" --timeout 75 --budget 360 2>&1 | tee "$DIR/bench-summary.log"
+  timeout 370 "$PY" scripts/gpu_bench.py "$BIN" "$DIR" --python "$PY" --timeout 75 --budget 360 --bench-ops "$DIR/bench_ops" 2>&1 | tee "$DIR/bench-summary.log"
   rc=${PIPESTATUS[0]}
   if [[ -s "$DIR/bench.tsv" ]]; then
     while IFS=$'\t' read -r name result measured limit; do

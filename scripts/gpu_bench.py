@@ -88,6 +88,42 @@ def run_side(cmd, timeout, log, poll):
     return json.loads(lines[-1]), mem.peak_mib, None
 
 
+def ops_rows(args, log, start):
+    """examples/bench_ops.rs on the device (5 interleaved pairs per op against torchvision.ops):
+    one row per op from its markdown table."""
+    limit = "ours <= 1.00x torchvision"
+    left = args.budget - (time.monotonic() - start)
+    if args.budget > 0 and left < 60:
+        return [("bench: ops (bench_ops)", "FAIL", f"not run: {left:.0f} s of the budget left", limit)]
+    if not os.path.isfile(args.bench_ops):
+        return [("bench: ops (bench_ops)", "FAIL", f"no binary {args.bench_ops}", limit)]
+    env = dict(os.environ, DETECT_PYTHON=args.python, DETECT_SCRIPTS=HERE,
+               DETECT_BENCH_DEVICE="cuda" if args.device.startswith("cuda") else "cpu")
+    cmd = [args.bench_ops, "5"]
+    log.write("$ " + " ".join(cmd) + "\n")
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=max(60, args.timeout))
+    except subprocess.TimeoutExpired:
+        return [("bench: ops (bench_ops)", "FAIL", f"over {max(60, args.timeout)} s", limit)]
+    log.write(p.stdout + p.stderr + "\n")
+    if p.returncode != 0:
+        tail = (p.stderr.strip().splitlines() or ["(no output)"])[-1]
+        return [("bench: ops (bench_ops)", "FAIL", f"exit {p.returncode}: {tail}", limit)]
+    rows = []
+    for line in p.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 5 or cells[0] in ("op", "---") or cells[0].startswith("-"):
+            continue
+        name, ours_ms, torch_ms, ratio, spread = cells
+        try:
+            r = float(ratio)
+        except ValueError:
+            continue
+        rows.append((f"bench: op {name} ({env['DETECT_BENCH_DEVICE']})", "PASS" if r <= 1.0 else "FAIL",
+                     f"ours {ours_ms} ms vs torchvision {torch_ms} ms: {r:.2f}x (pairs {spread})", limit))
+    return rows or [("bench: ops (bench_ops)", "FAIL", "no op rows in its output (see bench.log)", limit)]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("detect")
@@ -103,6 +139,9 @@ def main():
                     help="seconds for all rows (0: no limit); a row that could not finish within "
                          "it (2 x --timeout) is reported as not run")
     ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--bench-ops", default="",
+                    help="the bench_ops example binary (built for CUDA by gpu-build.sh): the ops "
+                         "rows, after the model rows, if 60 s of the budget are left")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     if args.quick:
@@ -171,6 +210,8 @@ def main():
         tsv.append((name, "PASS" if ratio <= 1.0 and mem_ok else "FAIL", measured, limit))
         if slowest is None or ratio > slowest[0]:
             slowest = (ratio, name, o.get("profile"))
+    if args.bench_ops:
+        tsv += ops_rows(args, log, start)
     if slowest is not None:
         tsv.append((f"bench: our per-stage profile of the slowest row ({slowest[1]}, {slowest[0]:.2f}x)",
                     "PASS", slowest[2] or "(none)", "information"))

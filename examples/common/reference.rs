@@ -39,8 +39,13 @@ pub fn python() -> String {
     std::env::var("DETECT_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
+/// `scripts/<script>` of this checkout, or of `$DETECT_SCRIPTS` (a folder) when set: a binary
+/// built here and run elsewhere (the GPU machine's copy of the tree) finds the scripts there.
 fn script_path(script: &str) -> String {
-    format!("{}/scripts/{script}", env!("CARGO_MANIFEST_DIR"))
+    match std::env::var("DETECT_SCRIPTS") {
+        Ok(dir) => format!("{dir}/{script}"),
+        Err(_) => format!("{}/scripts/{script}", env!("CARGO_MANIFEST_DIR")),
+    }
 }
 
 /// Runs `scripts/<script>` with `args` and returns its JSON output.
