@@ -1,6 +1,6 @@
 //! Mixed precision in the manner of PyTorch's `torch.autocast(dtype=torch.bfloat16)`
-//! (`--precision bf16`): inside a [`scope`], convolutions ([`crate::conv::Conv2d`],
-//! [`crate::conv_bn::ConvBn`]) and matmuls ([`linear`]) take their operands in the scope's
+//! (`--precision bf16`): inside a [`scope`], convolutions (`conv::Conv2d`,
+//! `conv_bn::ConvBn`) and matmuls ([`linear`]) take their operands in the scope's
 //! dtype and return their output in it; the weights stay f32 (the optimizer's master copy),
 //! cast at each use, so their gradients come back in f32 through the cast. Everything else
 //! runs in the dtype it is given: the elementwise ops between convolutions follow the
@@ -85,5 +85,4 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tens
     plain(&x.to_dtype(dt)?, &weight.to_dtype(dt)?, b.as_ref())
 }
 
-#[cfg(test)]
-mod tests;
+// Tests: backbones/tests/autocast.rs (they use the conv modules, which use this one).

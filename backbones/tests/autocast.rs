@@ -7,11 +7,10 @@
 //! the largest output: the conv kernel tests' bound for Winograd F(4x4); 3e-6 measured here),
 //! which may also move a value across a bf16 rounding boundary: one bf16 step more (2^-7 of
 //! the value's power of two).
+use backbones::autocast::{dtype, linear, scope};
+use backbones::conv::{Conv2d, ConvConfig};
+use backbones::conv_bn::ConvBn;
 use candle_core::{DType, Device, Tensor, Var};
-
-use super::*;
-use crate::conv::{Conv2d, ConvConfig};
-use crate::conv_bn::ConvBn;
 
 /// The spacing of bf16 numbers at `v` (8 significant bits).
 fn bf16_step(v: f64) -> f64 {
@@ -183,7 +182,7 @@ fn gradients_under_autocast_are_f32_and_those_of_the_rounded_conv() {
     // VarMap's initial values) folded into the f32 weight, then the rounded conv.
     let varmap = candle_nn::VarMap::new();
     let vb = candle_nn::VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let bn = crate::FrozenBatchNorm2d::new(64, 1e-5, vb).unwrap();
+    let bn = backbones::FrozenBatchNorm2d::new(64, 1e-5, vb).unwrap();
     let conv_bn = ConvBn::new(conv.clone(), bn).unwrap();
     assert!(
         matches!(conv_bn, ConvBn::Separate { .. }),
