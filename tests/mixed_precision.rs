@@ -55,20 +55,33 @@ fn norm(t: &Tensor) -> f64 {
         .sqrt()
 }
 
+/// The `shapes` detector set so that its losses do not depend on the order of the RPN's
+/// scores, which bf16 rounding may permute among near-equal ones (a random-init model scores
+/// every anchor about alike): every anchor becomes a proposal (no top-n cut, an NMS threshold
+/// no IoU exceeds) and the box head takes every proposal as a sample (no random draw among
+/// them). The RPN's own sample depends only on the anchors and the ground truth.
+fn order_free_config() -> DetectorConfig {
+    let mut c = DetectorConfig::shapes(4);
+    c.rpn.pre_nms_top_n_train = 1 << 20;
+    c.rpn.post_nms_top_n_train = 1 << 20;
+    c.rpn.nms_thresh = 1.0;
+    c.roi_heads.batch_size_per_image = 1 << 20;
+    c.roi_heads.positive_fraction = 1.0;
+    c
+}
+
 /// One batch of a random-init `shapes` model, fp32 then bf16 (same weights, same sampler
 /// seed). Tolerances: bf16 keeps 8 significant bits (relative rounding 2^-9 ~ 0.2%) at every
 /// conv and matmul of the ~20 layers a value crosses; the errors are independent, so they
-/// add up to about sqrt(20) x 0.2% ~ 1% of a loss: 2% leaves room for the box head, whose
-/// proposals are the RPN's top-k by score and may reorder under rounding.
+/// add up to about sqrt(20) x 0.2% ~ 1% of a loss: 2% (measured in 11 runs: at most 0.05%).
+/// `loss_box_reg` alone sums over the positive proposals, and a proposal whose IoU with a
+/// ground-truth box is near 0.5 may cross it when its deltas are rounded, moving that loss by
+/// about 1/P (P ~ 100 positives; measured: 0.001-0.009%, and 1.5-1.6% in 2 of the 11 runs):
+/// 10% for it. Gradient direction: cosine > 0.999 (measured 0.99998).
 #[test]
 fn bf16_losses_follow_fp32_and_gradients_reach_the_f32_weights() {
-    let (mut model, params) = build_model(
-        &DetectorConfig::shapes(4),
-        Default::default(),
-        0,
-        &Device::Cpu,
-    )
-    .unwrap();
+    let (mut model, params) =
+        build_model(&order_free_config(), Default::default(), 0, &Device::Cpu).unwrap();
     let batch = batch();
     let targets = targets(&batch);
     let run = |model: &detect::model::faster_rcnn::FasterRcnn| {
@@ -86,8 +99,9 @@ fn bf16_losses_follow_fp32_and_gradients_reach_the_f32_weights() {
     for ((name, a), (_, b)) in f.iter().zip(&m) {
         assert!(b.is_finite(), "{name}: {b}");
         let rel = (a - b).abs() / a.abs().max(1e-3);
+        let limit = if *name == "loss_box_reg" { 0.10 } else { 0.02 };
         assert!(
-            rel < 0.02,
+            rel < limit,
             "{name}: fp32 {a} vs bf16 {b} ({:.2}%)",
             100.0 * rel
         );
@@ -126,8 +140,8 @@ fn bf16_losses_follow_fp32_and_gradients_reach_the_f32_weights() {
     let cosine = dot / (nf.sqrt() * nm.sqrt());
     let n = trainable.len();
     println!("cosine(fp32 gradient, bf16 gradient) over {n} weights: {cosine:.5}");
-    // The same direction up to bf16's rounding (and a few reordered proposals).
-    assert!(cosine > 0.99, "gradient direction: cosine {cosine}");
+    // The same direction up to bf16's rounding.
+    assert!(cosine > 0.999, "gradient direction: cosine {cosine}");
 }
 
 /// `detect eval` of a trained `shapes` model (the committed fixture, 400 iterations) in fp32
