@@ -7,8 +7,8 @@
 #   scripts/gpu-run.sh gpu-bundle bench   # the benchmarks (step 7) instead of steps 3-6
 #   scripts/gpu-run.sh gpu-bundle all     # both (about 13 min: more than one session's GPU time)
 #
-# Steps (checks: at most 45 + 120 + 150 + 30 + 100 s = 7 min 25 s, under the 8 minutes the GPU
-# check may take; bench: at most 6 min; each step has its own time limit):
+# Steps (checks: at most 45 + 120 + 150 + 30 + 210 + 100 s = 10 min 55 s; bench: at most
+# 6 min; each step has its own time limit):
 #   1. no GPU -> stop at once ("no GPU"), exit 2;
 #   2. LD_LIBRARY_PATH += the nvidia/*/lib folders of python3's site-packages (cuDNN, cuBLAS,
 #      cuRAND, NVRTC, ...; the driver's libcuda stays the system's); any library the binary
@@ -16,6 +16,8 @@
 #   3. `detect doctor` (versions + CUDA-vs-CPU self-check);
 #   4. `detect parity` (hidden; every CUDA-vs-CPU parity check, TF32 off), one row per check;
 #   5. `detect train --dataset shapes --iters 200 --device cuda` and `detect eval` of its model;
+#      then the same training with `--precision bf16` (AP50 >= 0.9 too), and the first model
+#      evaluated in bf16 (AP50 within 0.01 of its tf32 evaluation);
 #   6. data-parallel through NCCL on one GPU: `--gpus 1` (launcher, TCP rendezvous, NCCL id,
 #      communicator, all-reduce, watchdog) for 20 iterations, its losses equal to a `--device
 #      cuda` run's within 1e-3 relative (both --precision fp32: cuDNN's atomic backward
@@ -198,6 +200,37 @@ if [[ $rc -eq 0 && -f "$RUN/model_final.safetensors" ]]; then
   fi
 else
   row "shapes training, 200 iterations, cuda" FAIL "exit $rc after $secs s$( ((rc == 124)) && echo ", over 150 s"), see train.log" "exit 0, under 150 s"
+fi
+
+# 5b. --precision bf16 (issue 12): the same training in mixed precision reaches the same bar,
+#     and the tf32 model above evaluated in bf16 keeps its AP50 within 0.01.
+# ap50_of LOG: the AP50 of a pycocotools summary in LOG.
+ap50_of() { grep -E 'Average Precision.*IoU=0\.50 .*area= +all.*maxDets=100' "$1" | head -1 | awk '{print $NF}'; }
+RUN16=$DIR/shapes-run-bf16
+rm -rf "$RUN16"
+t0=$(date +%s)
+timeout 150 "$BIN" train --dataset shapes --iters 200 --device cuda --precision bf16 --output "$RUN16" 2>&1 | tee "$DIR/train-bf16.log"
+rc=${PIPESTATUS[0]}
+secs=$(($(date +%s) - t0))
+if [[ $rc -eq 0 && -f "$RUN16/model_final.safetensors" ]]; then
+  timeout 30 "$BIN" eval --weights "$RUN16/model_final.safetensors" --dataset shapes --device cuda --precision bf16 2>&1 | tee "$DIR/eval-bf16.log"
+  a=$(ap50_of "$DIR/eval-bf16.log")
+  if [[ -n "$a" ]] && awk -v a="$a" 'BEGIN { exit !(a >= 0.9) }'; then
+    row "shapes training + evaluation, 200 iterations, cuda, bf16" PASS "$secs s, AP50 $a" "AP50 >= 0.9"
+  else
+    row "shapes training + evaluation, 200 iterations, cuda, bf16" FAIL "$secs s, AP50 ${a:-none} (see eval-bf16.log)" "AP50 >= 0.9"
+  fi
+else
+  row "shapes training, 200 iterations, cuda, bf16" FAIL "exit $rc after $secs s$( ((rc == 124)) && echo ", over 150 s"), see train-bf16.log" "exit 0, under 150 s"
+fi
+if [[ -f "$RUN/model_final.safetensors" && -n "${ap50:-}" ]]; then
+  timeout 30 "$BIN" eval --weights "$RUN/model_final.safetensors" --dataset shapes --device cuda --precision bf16 2>&1 | tee "$DIR/eval-tf32-model-bf16.log"
+  b=$(ap50_of "$DIR/eval-tf32-model-bf16.log")
+  if [[ -n "$b" ]] && awk -v a="$ap50" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.01) }'; then
+    row "the tf32 shapes model evaluated in bf16, cuda" PASS "AP50 $b (tf32: $ap50)" "within 0.01 of tf32"
+  else
+    row "the tf32 shapes model evaluated in bf16, cuda" FAIL "AP50 ${b:-none} (tf32: $ap50)" "within 0.01 of tf32"
+  fi
 fi
 
 # 6. `--gpus 1`: one worker through the whole data-parallel path (NCCL all-reduce of one rank),

@@ -68,6 +68,14 @@ class MemoryPoller:
             self.thread.join(timeout=2)
 
 
+def failure(stderr):
+    """The line of a failed run's stderr that says why: its first `Error`/`error` line (a
+    backtrace may follow it), else its last line."""
+    lines = [l.strip() for l in stderr.strip().splitlines() if l.strip()]
+    said = [l for l in lines if l.lower().startswith(("error", "hint", "traceback"))]
+    return (said or lines or ["(no output)"])[0 if said else -1]
+
+
 def run_side(cmd, timeout, log, poll):
     """Runs one side; returns (its JSON line or None, peak MiB or None, error or None)."""
     log.write("$ " + " ".join(cmd) + "\n")
@@ -80,8 +88,7 @@ def run_side(cmd, timeout, log, poll):
     log.write(p.stdout + p.stderr + "\n")
     log.flush()
     if p.returncode != 0:
-        tail = (p.stderr.strip().splitlines() or ["(no output)"])[-1]
-        return None, mem.peak_mib, f"exit {p.returncode}: {tail}"
+        return None, mem.peak_mib, f"exit {p.returncode}: {failure(p.stderr)}"
     lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
     if not lines:
         return None, mem.peak_mib, "no JSON line"
@@ -107,8 +114,7 @@ def ops_rows(args, log, start):
         return [("bench: ops (bench_ops)", "FAIL", f"over {max(60, args.timeout)} s", limit)]
     log.write(p.stdout + p.stderr + "\n")
     if p.returncode != 0:
-        tail = (p.stderr.strip().splitlines() or ["(no output)"])[-1]
-        return [("bench: ops (bench_ops)", "FAIL", f"exit {p.returncode}: {tail}", limit)]
+        return [("bench: ops (bench_ops)", "FAIL", f"exit {p.returncode}: {failure(p.stderr)}", limit)]
     rows = []
     for line in p.stdout.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]

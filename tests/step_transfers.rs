@@ -11,8 +11,9 @@
 //! - `fastrcnn_loss: label range`: one scalar, the check that every label is a class;
 //! - `losses: total (non-finite check)`: one scalar per iteration;
 //! - `losses: components`: four scalars, on logged iterations only;
-//! - `nms: boxes`, `nms: scores`, `nms: classes`: NMS still runs on the host, on the
-//!   candidates that survive the per-level top-n (at most `levels x pre_nms_top_n` boxes).
+//! - `nms: boxes`, `nms: scores`, `nms: classes`: NMS on the CPU reads its candidates, those
+//!   that survive the per-level top-n (at most `levels x pre_nms_top_n` boxes); on CUDA it
+//!   stays on the device and reads only its kept count (a `nonzero: count`).
 use std::collections::BTreeMap;
 
 use candle_core::{Device, Tensor};

@@ -48,3 +48,33 @@ extern "C" __global__ void nms_mask(const float* __restrict__ boxes, int n, floa
     mask[(size_t)i * col_blocks + col_block] = bits;
   }
 }
+
+// The greedy walk over the mask, on the device (so neither the mask nor the scores go to the
+// host): box i, in score order, is kept unless a kept box before it set its bit. One block;
+// `removed` (shared, one word per column block) accumulates the rows of the kept boxes. Every
+// thread holds the same copy of the current word, so each "kept" branch is taken by all
+// threads together and may synchronise; the rows are ORed in by all threads, each taking
+// every blockDim.x-th word from the current column block on.
+// keep[i] = 1 for a kept box, 0 otherwise (i in score order).
+extern "C" __global__ void nms_keep(const unsigned long long* __restrict__ mask, int n,
+                                    unsigned char* __restrict__ keep) {
+  extern __shared__ unsigned long long removed[];
+  const int col_blocks = (n + NMS_BLOCK - 1) / NMS_BLOCK;
+  for (int j = threadIdx.x; j < col_blocks; j += blockDim.x) removed[j] = 0ULL;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) keep[i] = 0;
+  __syncthreads();
+  for (int b = 0; b < col_blocks; b++) {
+    unsigned long long word = removed[b];
+    const int count = min(n - b * NMS_BLOCK, NMS_BLOCK);
+    for (int bit = 0; bit < count; bit++) {
+      if ((word >> bit) & 1ULL) continue;  // suppressed by an earlier kept box
+      const int i = b * NMS_BLOCK + bit;
+      if (threadIdx.x == 0) keep[i] = 1;
+      const unsigned long long* row = mask + (size_t)i * col_blocks;
+      for (int j = b + threadIdx.x; j < col_blocks; j += blockDim.x) removed[j] |= row[j];
+      __syncthreads();  // every OR done before anyone reads the word again
+      word = removed[b];
+      __syncthreads();  // every read done before the next kept box writes
+    }
+  }
+}

@@ -12,8 +12,9 @@
 //!   and the predictor, then post-processed into `Detections` (`RoiHeads::detect`), or matched,
 //!   sampled and scored into the classifier and box losses (`RoiHeads::losses`).
 //!
-//! A step stays on the device except for a few counts and scalars, and NMS (see
-//! [`ops::transfer`] and the root crate's `tests/step_transfers.rs`).
+//! A step stays on the device except for a few counts and scalars (see [`ops::transfer`] and
+//! the root crate's `tests/step_transfers.rs`); on the CPU, NMS reads its candidates (the host
+//! is the device there).
 //!
 //! Weights are read through a `VarBuilder` under torchvision's names (`rpn.head.*`,
 //! `roi_heads.box_head.*`, `roi_heads.box_predictor.*`); defaults are torchvision's `FasterRCNN`.

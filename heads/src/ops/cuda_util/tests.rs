@@ -5,7 +5,7 @@ fn nvrtc_compiles_every_kernel() {
         (
             "detect_nms",
             include_str!("../../../kernels/nms.cu"),
-            &["nms_mask"][..],
+            &["nms_mask", "nms_keep"][..],
         ),
         (
             "detect_roi_align",

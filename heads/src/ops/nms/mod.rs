@@ -1,9 +1,9 @@
 //! Non-maximum suppression: `nms` and the class-aware `batched_nms`, torchvision's results.
 //!
 //! The kept indices come back sorted by decreasing score, as U32 on the input's device.
-//! NMS still runs on the host: the CPU path reads boxes and scores (`"nms: *"` reads in
-//! [`transfer`]), the CUDA path reads the scores to sort them and the overlap bitmask. NaN
-//! scores sort first (as torch's descending sort puts them) and never panic; tied scores keep
+//! The CPU path reads boxes and scores (`"nms: *"` reads in [`transfer`]: on the CPU the host is
+//! the device); the CUDA path stays on the device (sort, IoU bitmask, greedy walk) and reads
+//! only the kept count (`nonzero`). NaN scores sort first (as torch's descending sort puts them) and never panic; tied scores keep
 //! the lower index first (torch's `stable=True` order: torchvision's own CPU sort is unstable
 //! and resolves ties differently on AVX2 and AVX-512 machines).
 
