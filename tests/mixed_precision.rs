@@ -7,41 +7,14 @@
 
 use std::process::Command;
 
+mod step_support;
+
 use candle_core::{DType, Device, Tensor};
-use datasets::loader::{Batch, Targets};
 use detect::model::config::DetectorConfig;
 use detect::train::step::build_model;
-use heads::roi_heads::Target;
+use step_support::{batch, targets};
 
 const IMAGES: usize = 2;
-
-fn batch() -> Batch {
-    let dev = Device::Cpu;
-    let boxes = [[10f32, 20., 60., 80.], [90., 40., 150., 120.]];
-    Batch {
-        images: Tensor::randn(0f32, 1.0, (IMAGES, 3, 160, 160), &dev).unwrap(),
-        image_sizes: vec![(160, 160); IMAGES],
-        original_sizes: vec![(160, 160); IMAGES],
-        image_ids: (1..=IMAGES as u64).collect(),
-        targets: (0..IMAGES)
-            .map(|_| Targets {
-                boxes: Tensor::new(&boxes, &dev).unwrap(),
-                labels: Tensor::new(&[1u32, 3], &dev).unwrap(),
-            })
-            .collect(),
-    }
-}
-
-fn targets(batch: &Batch) -> Vec<Target> {
-    batch
-        .targets
-        .iter()
-        .map(|t| Target {
-            boxes: t.boxes.clone(),
-            labels: t.labels.clone(),
-        })
-        .collect()
-}
 
 fn norm(t: &Tensor) -> f64 {
     t.to_dtype(DType::F64)
@@ -82,7 +55,7 @@ fn order_free_config() -> DetectorConfig {
 fn bf16_losses_follow_fp32_and_gradients_reach_the_f32_weights() {
     let (mut model, params) =
         build_model(&order_free_config(), Default::default(), 0, &Device::Cpu).unwrap();
-    let batch = batch();
+    let batch = batch(IMAGES);
     let targets = targets(&batch);
     let run = |model: &detect::model::faster_rcnn::FasterRcnn| {
         model

@@ -14,11 +14,12 @@
 //! - `nms: boxes`, `nms: scores`, `nms: classes`: NMS on the CPU reads its candidates, those
 //!   that survive the per-level top-n (at most `levels x pre_nms_top_n` boxes); on CUDA it
 //!   stays on the device and reads only its kept count (a `nonzero: count`).
+mod step_support;
+
 use std::collections::BTreeMap;
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use clap::Parser;
-use datasets::loader::{Batch, Targets};
 use detect::cli::{Cli, Command};
 use detect::model::config::DetectorConfig;
 use detect::profile::StageClock;
@@ -27,6 +28,7 @@ use detect::train::options::TrainOptions;
 use detect::train::solver::Sgd;
 use detect::train::step::{build_model, step};
 use heads::ops::transfer::{Recorder, SiteReads, TransferRecord};
+use step_support::batch;
 
 /// Proposals kept per level before NMS: small, so that NMS's reads are far below the anchors.
 const PRE_NMS_TOP_N: usize = 100;
@@ -57,23 +59,6 @@ fn config() -> DetectorConfig {
     config
 }
 
-fn batch() -> Batch {
-    let dev = Device::Cpu;
-    let boxes = [[10f32, 20., 60., 80.], [90., 40., 150., 120.]];
-    Batch {
-        images: Tensor::randn(0f32, 1.0, (IMAGES, 3, 160, 160), &dev).unwrap(),
-        image_sizes: vec![(160, 160); IMAGES],
-        original_sizes: vec![(160, 160); IMAGES],
-        image_ids: (1..=IMAGES as u64).collect(),
-        targets: (0..IMAGES)
-            .map(|_| Targets {
-                boxes: Tensor::new(&boxes, &dev).unwrap(),
-                labels: Tensor::new(&[1u32, 3], &dev).unwrap(),
-            })
-            .collect(),
-    }
-}
-
 /// Anchors of one 160x160 image: P2..P6 at 40, 20, 10, 5, 3 cells a side, 3 anchors a cell.
 const ANCHORS: usize = (1600 + 400 + 100 + 25 + 9) * 3;
 
@@ -97,7 +82,7 @@ fn a_training_step_reads_only_scalars_besides_nms() {
     let options = options();
     let (model, params) = build_model(&config(), Default::default(), 0, &Device::Cpu).unwrap();
     let mut sgd = Sgd::new(params.trainable(), 0.9, 1e-4).unwrap();
-    let batch = batch();
+    let batch = batch(IMAGES);
     let mut clock = StageClock::off();
 
     let scope = Recorder::start();
@@ -174,7 +159,7 @@ fn a_training_step_reads_only_scalars_besides_nms() {
 #[test]
 fn an_inference_forward_reads_only_counts_besides_nms() {
     let (model, _) = build_model(&config(), Default::default(), 0, &Device::Cpu).unwrap();
-    let batch = batch();
+    let batch = batch(IMAGES);
     let scope = Recorder::start();
     let detections = model
         .detect(&batch.images, &batch.image_sizes, &batch.original_sizes)

@@ -141,38 +141,42 @@ fn view<'a, T: Element>(s: &'a CudaStorage, l: &Layout, what: &str) -> Result<Cu
     Ok(s.as_cuda_slice::<T>()?.slice(l.start_offset()..))
 }
 
+/// An input storage of a cuDNN call, with its layout and what it is (for errors).
+type Operand<'a> = (&'a CudaStorage, &'a Layout, &'static str);
+
 /// One of the three cuDNN calls on two input storages, in the element type of `shape`: views
 /// of both, an output of `len` zeros, `run` fills it.
 fn launch(
     shape: &ConvShape,
-    (s1, l1, what1): (&CudaStorage, &Layout, &str),
-    (s2, l2, what2): (&CudaStorage, &Layout, &str),
+    a: Operand,
+    b: Operand,
     len: usize,
     run: Launch,
 ) -> Result<CudaStorage> {
-    fn typed<T: Element>(
-        shape: &ConvShape,
-        (s1, l1, what1): (&CudaStorage, &Layout, &str),
-        (s2, l2, what2): (&CudaStorage, &Layout, &str),
-        len: usize,
-        run: Launch,
-    ) -> Result<CudaStorage> {
-        let dev = s1.device().clone();
-        let (a, b) = (view::<T>(s1, l1, what1)?, view::<T>(s2, l2, what2)?);
-        let mut out: CudaSlice<T> = dev.alloc_zeros::<T>(len)?;
-        let f: fn(&CudaDevice, &ConvShape, &CudaView<T>, &CudaView<T>, &mut CudaSlice<T>) -> _ =
-            match run {
-                Launch::Forward => plan::forward::<T>,
-                Launch::BackwardData => plan::backward_data::<T>,
-                Launch::BackwardFilter => plan::backward_filter::<T>,
-            };
-        f(&dev, shape, &a, &b, &mut out)?;
-        Ok(CudaStorage::wrap_cuda_slice(out, dev))
-    }
     match shape.bf16 {
-        false => typed::<f32>(shape, (s1, l1, what1), (s2, l2, what2), len, run),
-        true => typed::<bf16>(shape, (s1, l1, what1), (s2, l2, what2), len, run),
+        false => launch_typed::<f32>(shape, a, b, len, run),
+        true => launch_typed::<bf16>(shape, a, b, len, run),
     }
+}
+
+fn launch_typed<T: Element>(
+    shape: &ConvShape,
+    (s1, l1, what1): Operand,
+    (s2, l2, what2): Operand,
+    len: usize,
+    run: Launch,
+) -> Result<CudaStorage> {
+    let dev = s1.device().clone();
+    let (a, b) = (view::<T>(s1, l1, what1)?, view::<T>(s2, l2, what2)?);
+    let mut out: CudaSlice<T> = dev.alloc_zeros::<T>(len)?;
+    let f: fn(&CudaDevice, &ConvShape, &CudaView<T>, &CudaView<T>, &mut CudaSlice<T>) -> _ =
+        match run {
+            Launch::Forward => plan::forward::<T>,
+            Launch::BackwardData => plan::backward_data::<T>,
+            Launch::BackwardFilter => plan::backward_filter::<T>,
+        };
+    f(&dev, shape, &a, &b, &mut out)?;
+    Ok(CudaStorage::wrap_cuda_slice(out, dev))
 }
 
 /// Which cuDNN call [`launch`] makes (its two inputs in this order).
