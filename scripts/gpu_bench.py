@@ -100,7 +100,7 @@ def ops_rows(args, log, start):
     one row per op from its markdown table."""
     limit = "ours <= 1.00x torchvision"
     left = args.budget - (time.monotonic() - start)
-    if args.budget > 0 and left < 60:
+    if args.budget > 0 and left < max(60, args.timeout) + 5:
         return [("bench: ops (bench_ops)", "FAIL", f"not run: {left:.0f} s of the budget left", limit)]
     if not os.path.isfile(args.bench_ops):
         return [("bench: ops (bench_ops)", "FAIL", f"no binary {args.bench_ops}", limit)]
@@ -165,6 +165,13 @@ def main():
         rows = [("predict", 1, "tf32"), ("train", 2, "bf16")]
 
     tsv, jsonl = [], []
+
+    def flush():
+        # After every row, so that a run cut short keeps the rows it finished.
+        with open(os.path.join(args.out, "bench.tsv"), "w") as f:
+            for r in tsv:
+                f.write("\t".join(x.replace("\t", " ") for x in r) + "\n")
+
     slowest = None  # (ratio, name, profile)
     log = open(os.path.join(args.out, "bench.log"), "w")
     start = time.monotonic()
@@ -214,6 +221,7 @@ def main():
             measured += "; peak memory not read (nvidia-smi gave no sample)"
             mem_ok = False
         tsv.append((name, "PASS" if ratio <= 1.0 and mem_ok else "FAIL", measured, limit))
+        flush()
         if slowest is None or ratio > slowest[0]:
             slowest = (ratio, name, o.get("profile"))
     if args.bench_ops:
@@ -221,9 +229,7 @@ def main():
     if slowest is not None:
         tsv.append((f"bench: our per-stage profile of the slowest row ({slowest[1]}, {slowest[0]:.2f}x)",
                     "PASS", slowest[2] or "(none)", "information"))
-    with open(os.path.join(args.out, "bench.tsv"), "w") as f:
-        for r in tsv:
-            f.write("\t".join(x.replace("\t", " ") for x in r) + "\n")
+    flush()
     with open(os.path.join(args.out, "bench.jsonl"), "w") as f:
         f.write("".join(l + "\n" for l in jsonl))
     for r in tsv:
