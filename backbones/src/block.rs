@@ -98,6 +98,13 @@ impl Bottleneck {
     /// # Shapes
     /// `x: [N, Cin, H, W]` -> `[N, Cout, ceil(H / stride), ceil(W / stride)]`
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.form != BlockForm::Grouped && crate::autocast::dtype().is_some() {
+            // Their per-path convs and BN run outside `ConvBn::forward`, which autocast covers.
+            candle_core::bail!(
+                "the {:?} block form has no mixed precision (autocast): use the grouped form",
+                self.form
+            )
+        }
         let shortcut = match &self.downsample {
             Some(conv_bn) => conv_bn.forward(x, None, false)?,
             None => x.clone(),

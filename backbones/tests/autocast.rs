@@ -230,3 +230,26 @@ fn linear_under_autocast_is_the_matmul_of_bf16_rounded_operands() {
         .unwrap();
     assert_within_one_step(&got, &want, "linear");
 }
+
+/// The paper's other two block forms run their per-path convs outside `ConvBn::forward`: under
+/// autocast they are refused with an error saying so, not run with mixed dtypes.
+#[test]
+fn the_explicit_block_forms_refuse_autocast() {
+    use backbones::block::{BlockForm, BlockShape, Bottleneck};
+    let vb = candle_nn::VarBuilder::zeros(DType::F32, &Device::Cpu);
+    let shape = BlockShape {
+        in_channels: 16,
+        width: 8,
+        out_channels: 16,
+        stride: 1,
+        groups: 2,
+    };
+    let block = Bottleneck::new(shape, BlockForm::Grouped, 1e-5, vb).unwrap();
+    let x = rand(&[1, 16, 5, 6], 11);
+    let _bf16 = scope(Some(DType::BF16)).unwrap();
+    assert_eq!(block.forward(&x).unwrap().dtype(), DType::BF16);
+    for form in [BlockForm::ConcatThenConv, BlockForm::SumOfPaths] {
+        let err = block.with_form(form).forward(&x).unwrap_err().to_string();
+        assert!(err.contains("no mixed precision"), "{form:?}: {err}");
+    }
+}

@@ -64,6 +64,7 @@ extern "C" __global__ void nms_keep(const unsigned long long* __restrict__ mask,
   for (int i = threadIdx.x; i < n; i += blockDim.x) keep[i] = 0;
   __syncthreads();
   for (int b = 0; b < col_blocks; b++) {
+    __syncthreads();  // the last block's writes are done before anyone reads this word
     unsigned long long word = removed[b];
     const int count = min(n - b * NMS_BLOCK, NMS_BLOCK);
     for (int bit = 0; bit < count; bit++) {

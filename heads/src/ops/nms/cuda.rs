@@ -41,7 +41,9 @@ pub(crate) fn nms(boxes: &Tensor, scores: &Tensor, iou_threshold: f64) -> Result
     let sorted = boxes.index_select(&order, 0)?.contiguous()?; // [N, 4]
     let col_blocks = n.div_ceil(BLOCK);
     let dev = cuda_device(boxes)?;
-    let mut mask = dev.alloc_zeros::<u64>(n * col_blocks)?;
+    // SAFETY: `nms_keep` reads only the words of row i from i's own column block on, all of
+    // which `nms_mask` writes (its blocks on and above the diagonal).
+    let mut mask = unsafe { dev.alloc::<u64>(n * col_blocks)? };
     // SAFETY: every flag is written by `nms_keep` (it clears them first).
     let mut keep = unsafe { dev.alloc::<u8>(n)? };
     {
