@@ -1,4 +1,4 @@
-"""torchvision's side of scripts/gpu-bench.sh (issue 12): the same benchmark as `detect bench`,
+"""torchvision's side of scripts/gpu_bench.py (issue 12): the same benchmark as `detect bench`,
 with the same weights, as torchvision users run it on a GPU.
 
     python scripts/bench_gpu_torch.py --task train --backbone resnext101_32x4d --batch 2 \

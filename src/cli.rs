@@ -67,7 +67,7 @@ pub enum Command {
     /// Every CUDA-against-CPU parity check (for scripts/gpu-run.sh on the GPU machine).
     #[command(hide = true)]
     Parity(ParityArgs),
-    /// Times our side of a benchmark (for scripts/gpu-bench.sh): one JSON line.
+    /// Times our side of a benchmark (for scripts/gpu_bench.py): one JSON line.
     #[command(hide = true)]
     Bench(BenchArgs),
 }

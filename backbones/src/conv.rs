@@ -172,12 +172,13 @@ impl Conv2d {
     ) -> Result<Tensor> {
         use crate::autocast::rounded_f32;
         if x.device().is_cpu() {
-            let rounded = Conv2d {
-                weight: rounded_f32(&self.weight, dt)?,
-                bias: self.bias.as_ref().map(|b| rounded_f32(b, dt)).transpose()?,
-                config: self.config,
-                filters: self.filters.clone(),
-            };
+            // A fresh weight each call: its own filter cache, so that it does not evict the
+            // filters of `self.weight` prepared at load.
+            let rounded = Conv2d::new(
+                rounded_f32(&self.weight, dt)?,
+                self.bias.as_ref().map(|b| rounded_f32(b, dt)).transpose()?,
+                self.config,
+            );
             let residual = residual.map(|r| rounded_f32(r, dt)).transpose()?;
             let y = rounded.forward_plain(&rounded_f32(x, dt)?, residual.as_ref(), relu)?;
             return y.to_dtype(dt);

@@ -1,5 +1,5 @@
-//! `detect bench` (hidden): our side of the GPU benchmarks of `scripts/gpu-bench.sh` (issue 12),
-//! also runnable on the CPU. One model with random weights (seed 0) under `--precision`:
+//! `detect bench` (hidden): our side of the GPU benchmarks of `scripts/gpu_bench.py` (issue
+//! 12), also runnable on the CPU. One model with random weights (seed 0) under `--precision`:
 //!
 //! - `--task predict`: the inference model built as `detect predict` builds it (plain tensors
 //!   through `CheckedWeights`), on a batch of noise images of exactly HEIGHT x WIDTH, padded to
@@ -98,47 +98,37 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         device.synchronize()?;
         Ok(())
     };
-    let mut seconds = Vec::with_capacity(args.iters);
-    let mut profile = None;
-    match args.task {
+    // The model `detect predict` loads (plain tensors) or the training one, with its SGD.
+    let (mut model, mut sgd) = match args.task {
         BenchTask::Predict => {
-            drop(train_model);
-            drop(params);
+            drop((train_model, params));
             let checked = CheckedWeights::new(WeightMap::new(state), &[]);
-            let mut model = FasterRcnn::new(&config, checked.var_builder(DType::F32, &device))?;
-            model.set_autocast(args.precision.autocast());
-            for i in 0..args.warmup + args.iters {
-                let t0 = Instant::now();
-                iteration(&model, None, i as u64, &mut StageClock::off())?;
-                if i >= args.warmup {
-                    seconds.push(t0.elapsed().as_secs_f64());
-                }
-            }
-            if args.profile {
-                let mut clock = StageClock::start(true, &device);
-                iteration(&model, None, (args.warmup + args.iters) as u64, &mut clock)?;
-                profile = clock.finish();
-            }
+            let model = FasterRcnn::new(&config, checked.var_builder(DType::F32, &device))?;
+            (model, None)
         }
         BenchTask::Train => {
-            let mut model = train_model;
-            model.set_autocast(args.precision.autocast());
-            let mut sgd = Sgd::new(params.trainable(), 0.9, 1e-4)?;
-            for i in 0..args.warmup + args.iters {
-                let t0 = Instant::now();
-                iteration(&model, Some(&mut sgd), i as u64, &mut StageClock::off())?;
-                if i >= args.warmup {
-                    seconds.push(t0.elapsed().as_secs_f64());
-                }
-            }
-            if args.profile {
-                let mut clock = StageClock::start(true, &device);
-                let i = (args.warmup + args.iters) as u64;
-                iteration(&model, Some(&mut sgd), i, &mut clock)?;
-                profile = clock.finish();
-            }
+            let sgd = Sgd::new(params.trainable(), 0.9, 1e-4)?;
+            (train_model, Some(sgd))
+        }
+    };
+    model.set_autocast(args.precision.autocast());
+    let mut seconds = Vec::with_capacity(args.iters);
+    for i in 0..args.warmup + args.iters {
+        let t0 = Instant::now();
+        iteration(&model, sgd.as_mut(), i as u64, &mut StageClock::off())?;
+        if i >= args.warmup {
+            seconds.push(t0.elapsed().as_secs_f64());
         }
     }
+    let profile = match args.profile {
+        true => {
+            let mut clock = StageClock::start(true, &device);
+            let i = (args.warmup + args.iters) as u64;
+            iteration(&model, sgd.as_mut(), i, &mut clock)?;
+            clock.finish()
+        }
+        false => None,
+    };
     let median = median(&seconds);
     let task = match args.task {
         BenchTask::Predict => "predict",

@@ -113,8 +113,8 @@ pub fn resnext50_bf16(cuda: &Device) -> Vec<Check> {
 /// Two bf16 computations of the same network differ where a sum lands on the other side of a
 /// bf16 rounding boundary (different summation order: one step, 2^-8 relative), and those
 /// differences travel through the ~50 layers. The CPU's bf16 levels differ from its f32 ones
-/// by 0.8-1.2e-2 of the level's largest value (the test `bf16_backbone_check_runs_and_bf16_levels_stay_near_f32` measures
-/// it); two bf16 runs of the same operands should not differ more than each differs from f32,
+/// by 0.8-1.2e-2 of the level's largest value (measured by the test
+/// `bf16_backbone_check_runs_and_bf16_levels_stay_near_f32`); two bf16 runs of the same operands should not differ more than each differs from f32,
 /// with room for the largest of independent errors (sqrt 2 x 1.2e-2 ~ 1.7e-2): 3e-2.
 pub const BF16_BACKBONE_LIMIT: f64 = 3e-2;
 

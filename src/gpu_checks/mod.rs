@@ -7,8 +7,8 @@
 //! `max|Δ| / max|ref| <= 1e-3` per level; detections the same count, labels and order, boxes
 //! 1e-2 px, scores 1e-4; training-step losses 1e-3 relative, gradients `max|Δ| / max|ref|`
 //! 1e-3 per parameter tensor; the backbone under `--precision bf16` on both devices
-//! [`backbone::BF16_BACKBONE_LIMIT`]. The checks compile in every build (the device is a parameter);
-//! without CUDA there is no device to pass.
+//! [`backbone::BF16_BACKBONE_LIMIT`]. The checks compile in every build (the device is a
+//! parameter); without CUDA there is no device to pass.
 pub mod backbone;
 pub mod compare;
 pub mod model;

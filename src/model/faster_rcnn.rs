@@ -23,7 +23,8 @@ pub struct FasterRcnn {
     backbone: BackboneWithFpn,
     rpn: Rpn,
     roi_heads: RoiHeads,
-    /// Mixed precision of the forward passes (`--precision bf16`): see [`FasterRcnn::set_autocast`].
+    /// Mixed precision of the forward passes (`--precision bf16`): see
+    /// [`FasterRcnn::set_autocast`].
     autocast: Option<DType>,
 }
 
@@ -123,11 +124,6 @@ impl FasterRcnn {
     /// the losses in f32, the weights kept in f32 (`None`, the default: all f32).
     pub fn set_autocast(&mut self, dtype: Option<DType>) {
         self.autocast = dtype;
-    }
-
-    /// See [`FasterRcnn::set_autocast`].
-    pub fn autocast(&self) -> Option<DType> {
-        self.autocast
     }
 
     pub fn config(&self) -> &DetectorConfig {

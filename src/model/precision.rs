@@ -36,7 +36,8 @@ impl Precision {
         backbones::conv::set_allow_tf32(self != Precision::Fp32);
     }
 
-    /// The dtype the model's forward passes autocast to ([`crate::model::FasterRcnn::set_autocast`]).
+    /// The dtype the model's forward passes autocast to
+    /// ([`crate::model::faster_rcnn::FasterRcnn::set_autocast`]).
     pub fn autocast(self) -> Option<DType> {
         match self {
             Precision::Bf16 => Some(DType::BF16),

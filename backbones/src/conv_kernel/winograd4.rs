@@ -309,8 +309,8 @@ fn transform_input(geo: &Geometry, img: &[f32], (t0, len): (usize, usize)) -> Ve
 
 /// `A^T m A` of `seg` consecutive tiles (chunk offsets `t..t + seg`) of one output channel,
 /// `m(e)` being element `e` of every tile of the chunk: writes the 4 output rows of the run,
-/// `4 * seg` pixels each, into the first `4 * seg` floats of each of `out`. Two vectorised passes over the tiles: `A^T` down each
-/// of the 6 columns into `cols` (`[6 columns][4 rows][seg]`), then `A` along each row, whose
+/// `4 * seg` pixels each, into the first `4 * seg` floats of each of `out`. Two vectorised
+/// passes over the tiles: `A^T` down each of the 6 columns into `cols` (`[6 columns][4 rows][seg]`), then `A` along each row, whose
 /// 4 pixels per tile are stored interleaved.
 #[inline(always)]
 fn output_transform_run<'a>(

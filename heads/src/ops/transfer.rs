@@ -189,13 +189,12 @@ pub fn upload<T: WithDType, S: Into<Shape>>(
     note_upload(device, data.len() * T::DTYPE.size_in_bytes());
     #[cfg(feature = "cuda")]
     if let Device::Cuda(dev) = device {
-        if T::DTYPE == candle_core::DType::F32 && data.len() * 4 >= pinned::MIN_BYTES {
-            let host = Tensor::from_vec(data, shape, &Device::Cpu)?;
-            if pinned::applies(&host, dev) {
-                return pinned::upload(&host, dev);
-            }
-            return host.to_device(device);
-        }
+        // A host tensor first (no copy: it takes `data`), then the same choice as `to_device`.
+        let host = Tensor::from_vec(data, shape, &Device::Cpu)?;
+        return match pinned::applies(&host, dev) {
+            true => pinned::upload(&host, dev),
+            false => host.to_device(device),
+        };
     }
     Tensor::from_vec(data, shape, device)
 }

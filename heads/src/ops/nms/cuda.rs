@@ -10,7 +10,7 @@
 
 use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::WrapErr;
-use candle_core::{CudaStorage, DType, Result, Storage, Tensor};
+use candle_core::{CudaStorage, Result, Storage, Tensor};
 
 use super::cpu::f32_threshold;
 use crate::ops::cuda_util::{cuda_device, kernel};
@@ -90,7 +90,6 @@ pub(crate) fn nms(boxes: &Tensor, scores: &Tensor, iou_threshold: f64) -> Result
         candle_core::op::BackpropOp::none(),
         false,
     );
-    debug_assert_eq!(keep.dtype(), DType::U8);
     let positions = nonzero(&keep)?; // U32 [K], ascending = by decreasing score
     order.index_select(&positions, 0)
 }

@@ -3,8 +3,8 @@
 //! The kept indices come back sorted by decreasing score, as U32 on the input's device.
 //! The CPU path reads boxes and scores (`"nms: *"` reads in [`transfer`]: on the CPU the host is
 //! the device); the CUDA path stays on the device (sort, IoU bitmask, greedy walk) and reads
-//! only the kept count (`nonzero`). NaN scores sort first (as torch's descending sort puts them) and never panic; tied scores keep
-//! the lower index first (torch's `stable=True` order: torchvision's own CPU sort is unstable
+//! only the kept count (`nonzero`). NaN scores sort first (as torch's descending sort puts
+//! them) and never panic; tied scores keep the lower index first (torch's `stable=True` order: torchvision's own CPU sort is unstable
 //! and resolves ties differently on AVX2 and AVX-512 machines).
 
 mod cpu;

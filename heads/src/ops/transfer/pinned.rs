@@ -8,7 +8,8 @@
 //! finished (an event recorded after each copy). The host-to-device copy lands in a buffer of
 //! the copy stream; candle's compute stream then waits for it and copies it device-to-device
 //! into a buffer of its own, which is what the tensor holds. That extra copy (on-device
-//! bandwidth, about 0.1 ms for a batch of 8 at 800x1344) is the price of correctness: several of
+//! bandwidth: estimated, not measured, at about 0.1 ms for a batch of 8 at 800x1344 on an
+//! H200) is the price of correctness: several of
 //! candle's ops record their reads of a buffer on the buffer's own stream, so a tensor holding a
 //! copy-stream buffer could be freed, and the memory reused by the next upload, before candle's
 //! stream had read it. cudarc's event tracking (on in candle's contexts; without it the
@@ -27,7 +28,7 @@ use candle_core::{CpuStorage, CudaStorage, DType, Result, Storage, Tensor};
 
 /// Tensors smaller than this go through candle's ordinary upload (a pinned copy is not worth
 /// its staging for a few boxes or labels).
-pub(super) const MIN_BYTES: usize = 1 << 20;
+const MIN_BYTES: usize = 1 << 20;
 
 struct Staging {
     buffer: PinnedHostSlice<f32>,
